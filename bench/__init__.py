@@ -1,0 +1,1 @@
+"""Benchmarks of bptd: `make bench` runs every module listed in BENCHES."""
