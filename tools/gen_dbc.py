@@ -30,11 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     profile = load_profile(config.station.profile or None)
     text = generate_dbc(config, profile, n_modules=args.modules)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    old = args.output.read_text() if args.output.exists() else None
+    old = args.output.read_bytes().decode() if args.output.exists() else None
     if old == text:
         print(f"{args.output}: up to date")
     else:
-        args.output.write_text(text)
+        args.output.write_bytes(text.encode())  # keep cantools' CRLF line ends
         print(f"{args.output}: written ({text.count(chr(10) + 'BO_ ')} messages)")
     return 0
 
