@@ -226,7 +226,7 @@ def node_od(eds: pathlib.Path, node_id: int) -> ObjectDictionary:
 
 def dbc_identifier(text: str) -> str:
     """``text`` as a valid DBC identifier (letters, digits, ``_``; no leading digit)."""
-    ident = re.sub(r"\W", "_", text, flags=re.ASCII).strip("_") or "x"
+    ident = re.sub(r"\W+", "_", text, flags=re.ASCII).strip("_") or "x"
     return f"_{ident}" if ident[0].isdigit() else ident
 
 
