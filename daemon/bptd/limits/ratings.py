@@ -75,7 +75,8 @@ def _loss_model_map() -> EfficiencyMap:
     11.04 kVA) then supports the DC ratings at nominal grid voltage, as the datasheet states.
     """
     volts = (150.0, 250.0, 350.0, 450.0, 500.0)
-    powers = (-11000.0, -8000.0, -5000.0, -2500.0, -1000.0, 1000.0, 2500.0, 5000.0, 8000.0, 10500.0)
+    powers = (-11000.0, -8000.0, -5000.0, -2500.0, -1000.0, -500.0, -250.0)
+    powers = powers + tuple(-p for p in reversed(powers[1:])) + (10500.0,)
     grid = []
     for v in volts:
         k = 1.0 + 0.15 * (400.0 - v) / 250.0
