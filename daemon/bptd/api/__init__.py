@@ -1,0 +1,1 @@
+"""The ZeroMQ API: request / reply format, error codes and the client frontends import."""

@@ -1,0 +1,106 @@
+"""A ZeroMQ ROUTER command socket that answers every request exactly once.
+
+The owner registers :attr:`CommandServer.socket` in its own ``zmq.Poller`` and calls
+:meth:`CommandServer.serve_pending` when it is readable, so requests are served in the
+thread that owns the state (the control loop, or the simulator's main loop).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import zmq
+
+from bptd.api.protocol import ApiError, ErrorCode, error_reply, ok_reply, split_request
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+def prepare_ipc(endpoint: str) -> pathlib.Path | None:
+    """Create the directory of an ``ipc://`` endpoint; return the socket path."""
+    if not endpoint.startswith("ipc://"):
+        return None
+    path = pathlib.Path(endpoint[len("ipc://"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def secure_ipc(path: pathlib.Path | None, mode: int = 0o660, group: str = "") -> None:
+    if path is None or not path.exists():
+        return
+    os.chmod(path, mode)
+    if group:
+        import grp
+
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+
+
+class CommandServer:
+    """ROUTER socket bound at ``endpoint``; ``handler(request) -> result`` or raises ApiError."""
+
+    def __init__(self, endpoint: str, handler: Handler, context: zmq.Context[Any] | None = None,
+                 mode: int = 0o660, group: str = "") -> None:
+        self.endpoint = endpoint
+        self.handler = handler
+        self._ctx = context or zmq.Context.instance()
+        self.socket: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, 1 << 20)
+        ipc = prepare_ipc(endpoint)
+        self.socket.bind(endpoint)
+        secure_ipc(ipc, mode, group)
+        self.served = 0
+
+    def serve_pending(self, limit: int = 100) -> int:
+        """Answer up to ``limit`` waiting requests without blocking; return how many."""
+        n = 0
+        while n < limit:
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            n += 1
+            self._answer(frames)
+        self.served += n
+        return n
+
+    def _answer(self, frames: list[bytes]) -> None:
+        if len(frames) < 2:
+            return  # no routing identity: nobody to answer
+        ident = frames[0]
+        # REQ sends [ident, b"", body]; DEALER may send [ident, body] or [ident, b"", body]
+        if len(frames) >= 3 and frames[1] == b"":
+            envelope, body_frames = [ident, b""], frames[2:]
+        else:
+            envelope, body_frames = [ident], frames[1:]
+        if len(body_frames) != 1:
+            reply = error_reply(None, ErrorCode.BAD_REQUEST,
+                                f"expected one JSON frame, got {len(body_frames)}")
+        else:
+            reply = self._reply_for(body_frames[0])
+        try:
+            self.socket.send_multipart([*envelope, reply], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.warning("api_reply_dropped", error=str(exc))
+
+    def _reply_for(self, body: bytes) -> bytes:
+        rid, request, error = split_request(body)
+        if error is not None or request is None:
+            return error or error_reply(rid, ErrorCode.BAD_REQUEST, "empty request")
+        try:
+            return ok_reply(rid, self.handler(request))
+        except ApiError as exc:
+            return error_reply(rid, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("api_internal_error", cmd=request.get("cmd"))
+            return error_reply(rid, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
+
+    def close(self) -> None:
+        self.socket.close(0)

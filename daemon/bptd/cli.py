@@ -1,0 +1,116 @@
+"""Command lines: ``bptd`` (sim, demo, warm-cache, check-config) and ``bptctl``.
+
+One error boundary: a bad config or argument is one clear message on stderr and exit
+code 2; ``--debug`` lets tracebacks through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from bptd import __version__, logs
+from bptd.canbus import parse_bus_spec
+from bptd.config import load_config
+from bptd.errors import BptdError, BusSpecError, ConfigError
+
+EXIT_USAGE = 2
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="station config (TOML); default: the reference station")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="json", choices=["json", "console"])
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from bptd.sim.server import serve
+    from bptd.sim.station import VirtualStation
+
+    cfg = load_config(args.config)
+    spec = parse_bus_spec(args.can or "udp_multicast:43113")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    station = VirtualStation(cfg, spec)
+    try:
+        station.start()
+        serve(station, args.control or "ipc:///run/bptd/sim.sock", stop)
+    finally:
+        station.close()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from bptd.demo import run_demo
+
+    return run_demo(load_config(args.config))
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from bptd.profile import load_profile
+
+    cfg = load_config(args.config)
+    load_profile(cfg.station.profile or None)
+    print(f"{cfg.source}: ok ({len(cfg.connectors)} connectors, {len(cfg.modules)} modules, "
+          f"{len(cfg.contactor_configurations)} contactor configurations)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bptd", description="Supervisor daemon for bidirectional DC EV chargers.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"bptd {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sim", help="run the virtual station alone, as a bus peer",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_common(p)
+    p.add_argument("--can", help="CAN spec (udp_multicast:PORT, virtual:NAME, socketcan:IF)",
+                   default="udp_multicast:43113")
+    p.add_argument("--control", help="ZeroMQ endpoint of the sim socket",
+                   default="ipc:///run/bptd/sim.sock")
+    p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser("demo", help="a bidirectional session on the in-process virtual station")
+    _add_common(p)
+    p.set_defaults(func=_cmd_demo, log_level="warning", log_format="console")
+
+    p = sub.add_parser("check-config", help="validate a config file and its device profile")
+    _add_common(p)
+    p.set_defaults(func=_cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.configure(getattr(args, "log_level", "info"), json=getattr(args, "log_format", "json") == "json")
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, BusSpecError) as exc:
+        if args.debug:
+            raise
+        print(f"bptd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BptdError as exc:
+        if args.debug:
+            raise
+        print(f"bptd: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def bptctl_main(argv: Sequence[str] | None = None) -> int:
+    print("bptctl: the daemon API is not available in this version", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
