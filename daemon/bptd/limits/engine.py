@@ -160,6 +160,9 @@ class LimitsEngine:
         self._active = np.ones(n_modules)
         self._active_count = np.zeros(n_connectors, dtype=np.int64)
         self._share_mode = 0 if share_mode == "equal" else 1
+        self._mod_div = np.full(n_modules, np.nan)
+        self._mod_idx = np.zeros(n_modules, dtype=np.int64)
+        self._mod_v = np.full(n_modules, np.nan)
         self.dispatch = dispatch
         self.dispatch_hysteresis_w = float(dispatch_hysteresis_w)
         self.modules = ModuleInputs(self._mod_in)
@@ -195,6 +198,12 @@ class LimitsEngine:
         self._mod_conn[mods] = connector
         self._conn_in[connector, L.C_SERIES] = 1.0 if topology == "series" else 0.0
         self._active_count[connector] = 0
+        for c in range(self.n_connectors):
+            members = self._mod_conn == c
+            series = self._conn_in[c, L.C_SERIES] > 0.5
+            self._mod_div[members] = float(members.sum()) if series else 1.0
+        self._mod_div[self._mod_conn < 0] = np.nan
+        self._mod_idx[:] = np.maximum(self._mod_conn, 0)
 
     def clear_allocation(self, connector: int) -> None:
         self.set_allocation(connector, [])
@@ -309,24 +318,18 @@ class LimitsEngine:
         return self._active
 
     def module_voltage_v(self) -> np.ndarray:
-        """DC voltage each module sees (series: the connector voltage split), NaN if idle."""
-        out = np.full(self.n_modules, np.nan)
-        for c in range(self.n_connectors):
-            mods = self._mod_conn == c
-            n = int(mods.sum())
-            if n:
-                series = self._conn_in[c, L.C_SERIES] > 0.5
-                out[mods] = self._conn_in[c, L.C_VOLTAGE] / (n if series else 1)
-        return out
+        """DC voltage each module sees (series: the connector voltage split), NaN if idle.
+        Returns a reused array."""
+        if self.n_connectors:
+            np.take(self._conn_in[:, L.C_VOLTAGE], self._mod_idx, out=self._mod_v)
+            self._mod_v /= self._mod_div
+        return self._mod_v
 
     def connector_ramp_rate_w_per_s(self) -> np.ndarray:
         """Default connector ramp rate: the sum of its modules' rates."""
         out = np.zeros(self.n_connectors)
-        np.add.at(
-            out,
-            self._mod_conn[self._mod_conn >= 0],
-            self.module_ramp_rate_w_per_s[self._mod_conn >= 0],
-        )
+        used = self._mod_conn >= 0
+        np.add.at(out, self._mod_conn[used], self.module_ramp_rate_w_per_s[used])
         return out
 
     # --- reporting (allocates; not for the hot path) --------------------------------

@@ -91,7 +91,7 @@ from bptd.limits.layout import (
 _INF = math.inf
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pwl(row, off_x, off_y, n, x):  # pragma: no cover - compiled
     """Piecewise-linear interpolation, constant outside; NaN x gives the last point."""
     if x <= row[off_x]:
@@ -105,7 +105,7 @@ def _pwl(row, off_x, off_y, n, x):  # pragma: no cover - compiled
     return row[off_y + n - 1]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _seg(row, off, n, x):  # pragma: no cover - compiled
     if n == 1 or x <= row[off]:
         return 0, 0.0
@@ -119,7 +119,7 @@ def _seg(row, off, n, x):  # pragma: no cover - compiled
     return n - 2, 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _eff(row, lay, v, p):  # pragma: no cover - compiled
     nv = int(row[R_N_EFF_V])
     npp = int(row[R_N_EFF_P])
@@ -146,7 +146,7 @@ def _eff(row, lay, v, p):  # pragma: no cover - compiled
     return e
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _module_dir(row, lay, d, v, temp, v_ln, q):  # pragma: no cover - compiled
     """Allowed current magnitude of one module in direction ``d`` (0 charge, 1 discharge)."""
     if d == 0:
@@ -203,7 +203,7 @@ def _module_dir(row, lay, d, v, temp, v_ln, q):  # pragma: no cover - compiled
     return cap, code
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _apply(cap, code, x, new_code):  # pragma: no cover - compiled
     if not (x >= 0.0):
         x = 0.0
@@ -212,7 +212,7 @@ def _apply(cap, code, x, new_code):  # pragma: no cover - compiled
     return cap, code
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _connector_dir(
     c,
     d,
@@ -323,7 +323,7 @@ def _connector_dir(
     return cap, code
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _count(c, mod_conn, mod_in):  # pragma: no cover - compiled
     n_alloc = 0
     n_on = 0
@@ -335,7 +335,7 @@ def _count(c, mod_conn, mod_in):  # pragma: no cover - compiled
     return n_alloc, n_on
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def station_limits(
     tab, lay, mod_type, mod_conn, mod_in, conn_in, conn_out, conn_code, mod_out, mod_code
 ):  # pragma: no cover - compiled
@@ -395,7 +395,7 @@ def station_limits(
         conn_code[c, 1] = code1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def envelope_vp(
     tab, lay, mod_type, mod_conn, mod_in, conn_in, c, volts, powers, out, codes
 ):  # pragma: no cover - compiled
@@ -454,7 +454,7 @@ def envelope_vp(
         codes[k, 1] = code1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def envelope_pq(
     tab, lay, mod_type, mod_conn, mod_in, conn_in, c, v, p_ac, q_var, out, codes
 ):  # pragma: no cover - compiled
@@ -551,7 +551,7 @@ def envelope_pq(
         codes[k] = code
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def share(
     mod_conn, mod_in, conn_in, conn_out, mod_out, active, setpoint, mode, out_mod, out_conn
 ):  # pragma: no cover - compiled
@@ -641,7 +641,7 @@ def share(
                     out_mod[m] = sgn * (level if level < cm else cm)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dispatch_select(
     tab,
     lay,
@@ -742,7 +742,7 @@ def dispatch_select(
             active[order[j]] = 1.0 if j < best_k else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ramp_step(state, target, rate, volt, vmin, dt, stop):  # pragma: no cover - compiled
     """Symmetric rate limiter: ``state`` moves toward ``target`` by at most
     ``rate * dt / max(volt, vmin)``; a sign change stops at zero for one step; ``stop``
