@@ -48,7 +48,7 @@ class CanConfig:
     sdo_timeout_s: float = 0.3
     sdo_retries: int = 3
     rpdo_refresh_ms: int = 100  # RPDOs are re-sent at least this often
-    rpdo_inhibit_ms: int = 20  # and at most this often on change
+    rpdo_inhibit_ms: int = 50  # and at most this often on change (bus budget: docs/canopen.md)
     chademo_bus: str = "socketcan:can1"
 
 
