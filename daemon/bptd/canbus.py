@@ -43,7 +43,11 @@ def _virtual(channel: str, **kwargs: Any) -> can.BusABC:
 
 def _udp_multicast(channel: str, **kwargs: Any) -> can.BusABC:
     return can.Bus(
-        interface="udp_multicast", channel=UDP_MULTICAST_GROUP, port=int(channel), fd=False, **kwargs
+        interface="udp_multicast",
+        channel=UDP_MULTICAST_GROUP,
+        port=int(channel),
+        fd=False,
+        **kwargs,
     )
 
 

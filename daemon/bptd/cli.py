@@ -55,26 +55,37 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     load_profile(cfg.station.profile or None)
-    print(f"{cfg.source}: ok ({len(cfg.connectors)} connectors, {len(cfg.modules)} modules, "
-          f"{len(cfg.contactor_configurations)} contactor configurations)")
+    print(
+        f"{cfg.source}: ok ({len(cfg.connectors)} connectors, {len(cfg.modules)} modules, "
+        f"{len(cfg.contactor_configurations)} contactor configurations)"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bptd", description="Supervisor daemon for bidirectional DC EV chargers.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="bptd",
+        description="Supervisor daemon for bidirectional DC EV chargers.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"bptd {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sim", help="run the virtual station alone, as a bus peer",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "sim",
+        help="run the virtual station alone, as a bus peer",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     _add_common(p)
-    p.add_argument("--can", help="CAN spec (udp_multicast:PORT, virtual:NAME, socketcan:IF)",
-                   default="udp_multicast:43113")
-    p.add_argument("--control", help="ZeroMQ endpoint of the sim socket",
-                   default="ipc:///run/bptd/sim.sock")
+    p.add_argument(
+        "--can",
+        help="CAN spec (udp_multicast:PORT, virtual:NAME, socketcan:IF)",
+        default="udp_multicast:43113",
+    )
+    p.add_argument(
+        "--control", help="ZeroMQ endpoint of the sim socket", default="ipc:///run/bptd/sim.sock"
+    )
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser("demo", help="a bidirectional session on the in-process virtual station")
@@ -90,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.configure(getattr(args, "log_level", "info"), json=getattr(args, "log_format", "json") == "json")
+    logs.configure(
+        getattr(args, "log_level", "info"), json=getattr(args, "log_format", "json") == "json"
+    )
     try:
         return int(args.func(args) or 0)
     except (ConfigError, BusSpecError) as exc:

@@ -190,7 +190,9 @@ def _check_value(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
     if origin is Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:
-            problems.append(f"{where}: must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+            problems.append(
+                f"{where}: must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+            )
         return value
     if hint is bool:
         if not isinstance(value, bool):
@@ -201,7 +203,11 @@ def _check_value(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
             problems.append(f"{where}: must be an integer, got {value!r}")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             problems.append(f"{where}: must be a number, got {value!r}")
             return value
         return float(value)
@@ -265,17 +271,26 @@ def _validate(cfg: Config, problems: list[str]) -> None:
             parse_bus_spec(getattr(cfg.can, spec_key))
         except BusSpecError as exc:
             problems.append(f"can.{spec_key}: {exc}")
-    _positive(problems, "station", control_hz=cfg.station.control_hz,
-              telemetry_hz=cfg.station.telemetry_hz)
-    _positive(problems, "can", heartbeat_ms=cfg.can.heartbeat_ms,
-              consumer_factor=cfg.can.consumer_factor, boot_timeout_s=cfg.can.boot_timeout_s,
-              rpdo_refresh_ms=cfg.can.rpdo_refresh_ms)
+    _positive(
+        problems,
+        "station",
+        control_hz=cfg.station.control_hz,
+        telemetry_hz=cfg.station.telemetry_hz,
+    )
+    _positive(
+        problems,
+        "can",
+        heartbeat_ms=cfg.can.heartbeat_ms,
+        consumer_factor=cfg.can.consumer_factor,
+        boot_timeout_s=cfg.can.boot_timeout_s,
+        rpdo_refresh_ms=cfg.can.rpdo_refresh_ms,
+    )
     if cfg.can.consumer_factor < 1.5:
         problems.append("can.consumer_factor: must be at least 1.5 (CiA 301 practice: 1.5-3)")
     r = cfg.module_ratings
-    _positive(problems, "module_ratings", **{
-        f.name: getattr(r, f.name) for f in dataclasses.fields(r)
-    })
+    _positive(
+        problems, "module_ratings", **{f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+    )
     if r.min_charge_voltage_v >= r.max_voltage_v or r.min_discharge_voltage_v >= r.max_voltage_v:
         problems.append("module_ratings: minimum voltages must be below max_voltage_v")
     if r.derating_start_c >= r.derating_end_c:
@@ -303,8 +318,14 @@ def _validate(cfg: Config, problems: list[str]) -> None:
         if not c.name.isidentifier():
             problems.append(f"{where}: name must be a plain identifier (letters, digits, _)")
         claim(c.chipset_node_id, f"{where}.chipset_node_id")
-        _positive(problems, where, heartbeat_ms=c.heartbeat_ms, max_current_a=c.max_current_a,
-                  max_voltage_v=c.max_voltage_v, max_power_w=c.max_power_w)
+        _positive(
+            problems,
+            where,
+            heartbeat_ms=c.heartbeat_ms,
+            max_current_a=c.max_current_a,
+            max_voltage_v=c.max_voltage_v,
+            max_power_w=c.max_power_w,
+        )
     if not cfg.modules:
         problems.append("at least one [[module]] is needed")
     numbers = set()

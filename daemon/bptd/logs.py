@@ -7,8 +7,12 @@ import sys
 
 import structlog
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def configure(level: str = "info", json: bool = True, stream: object = None) -> None:
@@ -29,5 +33,6 @@ def configure(level: str = "info", json: bool = True, stream: object = None) -> 
         cache_logger_on_first_use=False,
     )
     # libraries (canopen, can) log through the standard library
-    logging.basicConfig(level=max(LEVELS.get(level, logging.INFO), logging.WARNING),
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=max(LEVELS.get(level, logging.INFO), logging.WARNING), stream=sys.stderr
+    )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import canopen
-from canopen.objectdictionary import ODVariable, ObjectDictionary
+from canopen.objectdictionary import ObjectDictionary, ODVariable
 from canopen.objectdictionary import datatypes as dt
 
 from bptd.errors import ProfileError
@@ -299,9 +299,9 @@ def _mapped(od: ObjectDictionary, first_map: int) -> set[tuple[int, int]]:
     return out
 
 
-def _resolve(kind: str, table: Mapping[str, object], base_dir: pathlib.Path) -> tuple[
-    DeviceProfile | None, list[str]
-]:
+def _resolve(
+    kind: str, table: Mapping[str, object], base_dir: pathlib.Path
+) -> tuple[DeviceProfile | None, list[str]]:
     problems: list[str] = []
     where = f"[{kind}]"
     eds_name = table.get("eds")
@@ -333,7 +333,9 @@ def _resolve(kind: str, table: Mapping[str, object], base_dir: pathlib.Path) -> 
             scale_override = spec.get("scale")
             spec = spec.get("od")
         if not isinstance(spec, str):
-            problems.append(f"{where}: {name!r} must name an object ('record.member' or '0xIDX:SUB')")
+            problems.append(
+                f"{where}: {name!r} must name an object ('record.member' or '0xIDX:SUB')"
+            )
             continue
         var = _lookup(od, spec)
         if var is None:

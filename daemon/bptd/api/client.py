@@ -23,8 +23,9 @@ class Client:
 
     DEFAULT_TIMEOUT_S = 5.0
 
-    def __init__(self, endpoint: str, timeout_s: float | None = None,
-                 context: zmq.Context[Any] | None = None) -> None:
+    def __init__(
+        self, endpoint: str, timeout_s: float | None = None, context: zmq.Context[Any] | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.timeout_s = self.DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
         self._ctx = context or zmq.Context.instance()
@@ -52,8 +53,9 @@ class Client:
                 # the socket may hold a late reply: start afresh so ids never mix
                 self._sock.close(0)
                 self._connect()
-                raise ApiError(ErrorCode.TIMEOUT, f"no reply from {self.endpoint} "
-                               f"within {self.timeout_s} s")
+                raise ApiError(
+                    ErrorCode.TIMEOUT, f"no reply from {self.endpoint} within {self.timeout_s} s"
+                )
             frames = self._sock.recv_multipart()
             reply = json.loads(frames[-1])
             if reply.get("id") == rid:

@@ -78,14 +78,17 @@ def _clean(value: Any) -> Any:
 
 
 def ok_reply(rid: Any, result: Any) -> bytes:
-    return json.dumps({"id": rid, "ok": True, "result": _clean(result)},
-                      allow_nan=False, default=str).encode()
+    return json.dumps(
+        {"id": rid, "ok": True, "result": _clean(result)}, allow_nan=False, default=str
+    ).encode()
 
 
 def error_reply(rid: Any, code: str, message: str) -> bytes:
-    return json.dumps({"id": _clean(rid), "ok": False,
-                       "error": {"code": str(code), "message": message}},
-                      allow_nan=False, default=str).encode()
+    return json.dumps(
+        {"id": _clean(rid), "ok": False, "error": {"code": str(code), "message": message}},
+        allow_nan=False,
+        default=str,
+    ).encode()
 
 
 def split_request(frame: bytes) -> tuple[Any, dict[str, Any] | None, bytes | None]:

@@ -26,7 +26,7 @@ def prepare_ipc(endpoint: str) -> pathlib.Path | None:
     """Create the directory of an ``ipc://`` endpoint; return the socket path."""
     if not endpoint.startswith("ipc://"):
         return None
-    path = pathlib.Path(endpoint[len("ipc://"):])
+    path = pathlib.Path(endpoint[len("ipc://") :])
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -44,8 +44,14 @@ def secure_ipc(path: pathlib.Path | None, mode: int = 0o660, group: str = "") ->
 class CommandServer:
     """ROUTER socket bound at ``endpoint``; ``handler(request) -> result`` or raises ApiError."""
 
-    def __init__(self, endpoint: str, handler: Handler, context: zmq.Context[Any] | None = None,
-                 mode: int = 0o660, group: str = "") -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        handler: Handler,
+        context: zmq.Context[Any] | None = None,
+        mode: int = 0o660,
+        group: str = "",
+    ) -> None:
         self.endpoint = endpoint
         self.handler = handler
         self._ctx = context or zmq.Context.instance()
@@ -81,8 +87,9 @@ class CommandServer:
         else:
             envelope, body_frames = [ident], frames[1:]
         if len(body_frames) != 1:
-            reply = error_reply(None, ErrorCode.BAD_REQUEST,
-                                f"expected one JSON frame, got {len(body_frames)}")
+            reply = error_reply(
+                None, ErrorCode.BAD_REQUEST, f"expected one JSON frame, got {len(body_frames)}"
+            )
         else:
             reply = self._reply_for(body_frames[0])
         try:

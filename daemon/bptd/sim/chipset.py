@@ -50,12 +50,19 @@ FAULT_EMCY = {
 }
 
 COMMANDS = {
-    "cp_mode": CP_MODE_STEADY, "pwm_duty_permille": 0, "contactor_command": 0,
-    "lock_command": 0, "imd_command": 0, "fault_reset": 0,
+    "cp_mode": CP_MODE_STEADY,
+    "pwm_duty_permille": 0,
+    "contactor_command": 0,
+    "lock_command": 0,
+    "imd_command": 0,
+    "fault_reset": 0,
 }
 PARAMS = {
-    "imd_warning_ohm_per_v": 500, "imd_fault_ohm_per_v": 100, "imd_measure_time_ms": 1000,
-    "contactor_feedback_timeout_ms": 200, "max_inlet_voltage_v": 1050.0,
+    "imd_warning_ohm_per_v": 500,
+    "imd_fault_ohm_per_v": 100,
+    "imd_measure_time_ms": 1000,
+    "contactor_feedback_timeout_ms": 200,
+    "max_inlet_voltage_v": 1050.0,
 }
 
 
@@ -246,8 +253,9 @@ class ChipsetModel:
             self._imd_due = None
             return
         if self._imd_due is None:
-            self._imd_due = now + min(float(self.params["imd_measure_time_ms"]) / 1000.0,
-                                      self.sim.imd_measure_time_s)
+            self._imd_due = now + min(
+                float(self.params["imd_measure_time_ms"]) / 1000.0, self.sim.imd_measure_time_s
+            )
             if self.imd_state == IMD_OFF:
                 self.imd_state = IMD_MEASURING
             return

@@ -31,7 +31,9 @@ DC_RPDO_TIMEOUT = 1 << 4
 DC_HARDWARE = 1 << 5
 DC_OUTSIDE_SOA = 1 << 6
 DC_DERATING = 1 << 7
-DC_LATCHED = DC_OVERTEMP | DC_OVERVOLTAGE | DC_OVERCURRENT | DC_HEARTBEAT | DC_RPDO_TIMEOUT | DC_HARDWARE
+DC_LATCHED = (
+    DC_OVERTEMP | DC_OVERVOLTAGE | DC_OVERCURRENT | DC_HEARTBEAT | DC_RPDO_TIMEOUT | DC_HARDWARE
+)
 
 # AFE fault word bits
 AC_OVERTEMP = 1 << 0
@@ -41,18 +43,28 @@ AC_HEARTBEAT = 1 << 3
 AC_RPDO_TIMEOUT = 1 << 4
 AC_HARDWARE = 1 << 5
 
-COMM_BITS = {"heartbeat": (DC_HEARTBEAT, AC_HEARTBEAT, emcy.HEARTBEAT_LOST),
-             "rpdo_timeout": (DC_RPDO_TIMEOUT, AC_RPDO_TIMEOUT, emcy.RPDO_TIMEOUT)}
+COMM_BITS = {
+    "heartbeat": (DC_HEARTBEAT, AC_HEARTBEAT, emcy.HEARTBEAT_LOST),
+    "rpdo_timeout": (DC_RPDO_TIMEOUT, AC_RPDO_TIMEOUT, emcy.RPDO_TIMEOUT),
+}
 
 DCDC_COMMANDS = {
-    "state_request": 0, "power_mode": MODE_DC_VOLTAGE, "voltage_setpoint_v": 0.0,
-    "charge_current_limit_a": 0.0, "discharge_current_limit_a": 0.0,
+    "state_request": 0,
+    "power_mode": MODE_DC_VOLTAGE,
+    "voltage_setpoint_v": 0.0,
+    "charge_current_limit_a": 0.0,
+    "discharge_current_limit_a": 0.0,
 }
 AFE_COMMANDS = {
-    "state_request": 0, "operating_mode": MODE_DC_VOLTAGE, "active_power_setpoint_w": 0.0,
-    "reactive_power_setpoint_var": 0.0, "power_factor_setpoint_permille": 0.0,
-    "active_ramp_w_per_s": 30000.0, "reactive_ramp_var_per_s": 5000.0,
-    "v2l_voltage_v": 230.0, "v2l_frequency_hz": 50.0,
+    "state_request": 0,
+    "operating_mode": MODE_DC_VOLTAGE,
+    "active_power_setpoint_w": 0.0,
+    "reactive_power_setpoint_var": 0.0,
+    "power_factor_setpoint_permille": 0.0,
+    "active_ramp_w_per_s": 30000.0,
+    "reactive_ramp_var_per_s": 5000.0,
+    "v2l_voltage_v": 230.0,
+    "v2l_frequency_hz": 50.0,
 }
 
 
@@ -123,9 +135,16 @@ class ModuleModel:
     def _update_delay_line(self, now: float) -> None:
         cmd = self._command()
         if cmd != self._last_cmd:
-            discharging = cmd.discharge_limit_a > 0 and cmd.charge_limit_a == 0 or (
-                cmd.power_mode == MODE_AC_POWER and cmd.ac_power_w < 0)
-            delay = self.sim.discharge_activation_delay_s if discharging else self.sim.activation_delay_s
+            discharging = (
+                (cmd.discharge_limit_a > 0
+                and cmd.charge_limit_a == 0)
+                or (cmd.power_mode == MODE_AC_POWER and cmd.ac_power_w < 0)
+            )
+            delay = (
+                self.sim.discharge_activation_delay_s
+                if discharging
+                else self.sim.activation_delay_s
+            )
             self._queue.append((now + delay, cmd))
             self._last_cmd = cmd
         while self._queue and self._queue[0][0] <= now:
@@ -207,8 +226,15 @@ class ModuleModel:
                 dis = min(dis, sp.discharge_limit_a)
         return max(0.0, chg), max(0.0, dis)
 
-    def regulator_target(self, voltage_v: float, ocv_v: float | None, r_ohm: float,
-                         cap_f: float, dt_s: float, share: int) -> float:
+    def regulator_target(
+        self,
+        voltage_v: float,
+        ocv_v: float | None,
+        r_ohm: float,
+        cap_f: float,
+        dt_s: float,
+        share: int,
+    ) -> float:
         """Current the module wants at its terminals (before its own ramp), SOA-clamped."""
         chg, dis = self.limits_a(voltage_v)
         if not self.running:
@@ -248,8 +274,10 @@ class ModuleModel:
     def step(self, now: float, dt_s: float) -> None:
         """Advance states, faults, temperature and the AC side (current is set by the plant)."""
         self._update_delay_line(now)
-        for stage, cmds, ops in (("dcdc", self.dcdc, self.dcdc_operational),
-                                 ("afe", self.afe, self.afe_operational)):
+        for stage, cmds, ops in (
+            ("dcdc", self.dcdc, self.dcdc_operational),
+            ("afe", self.afe, self.afe_operational),
+        ):
             req = int(cmds["state_request"])
             reset = bool(req & FAULT_RESET_BIT)
             if stage == "dcdc":
@@ -278,7 +306,10 @@ class ModuleModel:
 
     def _fault_reset(self) -> None:
         keep = DC_HARDWARE if self.hardware_fault else 0
-        if self.forced_temperature_c is not None and self.forced_temperature_c >= self.sim.overtemp_trip_c:
+        if (
+            self.forced_temperature_c is not None
+            and self.forced_temperature_c >= self.sim.overtemp_trip_c
+        ):
             keep |= DC_OVERTEMP
         if self.dc_fault or self.ac_fault:
             self.dc_fault = (self.dc_fault & keep) | (self.dc_fault & ~DC_LATCHED)
@@ -292,7 +323,9 @@ class ModuleModel:
             self.temperature_c = self.forced_temperature_c
         else:
             p_dc = self.current_a * self.voltage_v
-            loss = abs(p_dc) * (1.0 / efficiency(p_dc, self.voltage_v, self.sim.peak_efficiency) - 1.0)
+            loss = abs(p_dc) * (
+                1.0 / efficiency(p_dc, self.voltage_v, self.sim.peak_efficiency) - 1.0
+            )
             steady = self.sim.ambient_c + loss * self.sim.thermal_resistance_k_per_w
             a = min(1.0, dt_s / self.sim.thermal_time_constant_s)
             self.temperature_c += (steady - self.temperature_c) * a
@@ -314,7 +347,10 @@ class ModuleModel:
         sp = self._active
         outside = False
         if self.running and self.voltage_v > 1.0:
-            if sp.charge_limit_a > 0 and not r.min_charge_voltage_v <= self.voltage_v <= r.max_voltage_v:
+            if (
+                sp.charge_limit_a > 0
+                and not r.min_charge_voltage_v <= self.voltage_v <= r.max_voltage_v
+            ):
                 outside = True
             if sp.discharge_limit_a > 0 and not (
                 r.min_discharge_voltage_v <= self.voltage_v <= r.max_voltage_v
@@ -323,7 +359,9 @@ class ModuleModel:
         if outside and not self._soa_refused:
             self.emcys_dcdc.append(Emcy(emcy.OUTSIDE_SOA))
         self._soa_refused = outside
-        self.dc_fault = (self.dc_fault | DC_OUTSIDE_SOA) if outside else (self.dc_fault & ~DC_OUTSIDE_SOA)
+        self.dc_fault = (
+            (self.dc_fault | DC_OUTSIDE_SOA) if outside else (self.dc_fault & ~DC_OUTSIDE_SOA)
+        )
         if self.voltage_v > r.max_voltage_v * 1.05 and not self.dc_fault & DC_OVERVOLTAGE:
             self.dc_fault |= DC_OVERVOLTAGE
             self.emcys_dcdc.append(Emcy(emcy.DC_OVER_VOLTAGE))
@@ -347,7 +385,9 @@ class ModuleModel:
             q_want = float(self.afe["reactive_power_setpoint_var"])
         q_room = math.sqrt(max(0.0, s_max**2 - self.ac_power_w**2))
         if abs(self.ac_power_w) > 1.0:
-            q_room = min(q_room, abs(self.ac_power_w) * math.tan(math.acos(self.ratings.min_power_factor)))
+            q_room = min(
+                q_room, abs(self.ac_power_w) * math.tan(math.acos(self.ratings.min_power_factor))
+            )
         q_want = max(-q_room, min(q_room, q_want))
         programmed = float(self.afe["reactive_ramp_var_per_s"])  # 0 = the module's maximum
         rate = self.ratings.max_reactive_ramp_var_per_s

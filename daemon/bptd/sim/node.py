@@ -233,7 +233,9 @@ class SimNode:
         if e.code == 0:
             self._errors.clear()
         else:
-            self._errors.insert(0, e.code | (int.from_bytes(e.data[:2].ljust(2, b"\0"), "little") << 16))
+            self._errors.insert(
+                0, e.code | (int.from_bytes(e.data[:2].ljust(2, b"\0"), "little") << 16)
+            )
             del self._errors[8:]
         self._store(0x1001, 0, e.register if e.code else 0)
         self.node.data_store.setdefault(0x1003, {})[0] = bytes([len(self._errors)])
@@ -266,7 +268,9 @@ class SimNode:
             return
         need = (sum(e[2] for e in pdo.entries) + 7) // 8
         if len(data) < need:
-            log.warning("sim_rpdo_too_short", node=self.label, cob_id=f"0x{cob_id:03X}", dlc=len(data))
+            log.warning(
+                "sim_rpdo_too_short", node=self.label, cob_id=f"0x{cob_id:03X}", dlc=len(data)
+            )
             return
         for (index, sub, _, _), raw in zip(pdo.entries, _unpack(pdo.entries, data), strict=True):
             self._store(index, sub, raw)
@@ -296,8 +300,11 @@ class SimNode:
             values = [self._status_raw.get((i, s), self.raw(i, s)) for i, s, _, _ in pdo.entries]
             data = _pack(pdo.entries, values)
             due = pdo.event_s > 0 and now - pdo.last_sent >= pdo.event_s
-            changed = (pdo.trans_type == 255 and data != pdo.last_data
-                       and now - pdo.last_sent >= pdo.inhibit_s)
+            changed = (
+                pdo.trans_type == 255
+                and data != pdo.last_data
+                and now - pdo.last_sent >= pdo.inhibit_s
+            )
             if due or changed:
                 self.network.send_message(pdo.cob_id, data)
                 pdo.last_sent = now
@@ -329,8 +336,13 @@ class SimNode:
                     continue
                 sub5 = self.raw(comm + n, 5) if 5 in od[comm + n] else 0
                 sub3 = self.raw(comm + n, 3) if 3 in od[comm + n] else 0
-                pdo = _Pdo(cob_id=cob & 0x7FF, trans_type=self.raw(comm + n, 2),
-                           inhibit_s=sub3 / 10000.0, event_s=sub5 / 1000.0, entries=entries)
+                pdo = _Pdo(
+                    cob_id=cob & 0x7FF,
+                    trans_type=self.raw(comm + n, 2),
+                    inhibit_s=sub3 / 10000.0,
+                    event_s=sub5 / 1000.0,
+                    entries=entries,
+                )
                 if target == "rx":
                     self._rpdos[pdo.cob_id] = pdo
                     self.network.subscribe(pdo.cob_id, self._on_pdo)

@@ -78,7 +78,9 @@ class Plant:
             m.step(now, dt_s)
         routed: set[int] = set()
         for name, ch in self.chipsets.items():
-            mods = [n for n in routed_modules(ch.feedback) if n in self.modules and n not in conflicted]
+            mods = [
+                n for n in routed_modules(ch.feedback) if n in self.modules and n not in conflicted
+            ]
             routed.update(mods)
             self._solve_connector(name, ch, mods, dt_s)
         for n, m in self.modules.items():
@@ -106,8 +108,12 @@ class Plant:
             if series:
                 k = len(models)
                 v_mod = v_bus / k
-                targets = [m.regulator_target(v_mod, ocv / k if ocv is not None else None, r / k,
-                                              cap * k, dt_s, 1) for m in models]
+                targets = [
+                    m.regulator_target(
+                        v_mod, ocv / k if ocv is not None else None, r / k, cap * k, dt_s, 1
+                    )
+                    for m in models
+                ]
                 if all(t >= 0 for t in targets):
                     target = min(targets)
                 elif all(t <= 0 for t in targets):

@@ -26,8 +26,13 @@ REFRESH_S = 0.1
 class SimProbe:
     """RemoteNodes for every device of ``config`` on ``bus``."""
 
-    def __init__(self, config: Config, bus: can.BusABC, profile: Profile | None = None,
-                 heartbeat_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        config: Config,
+        bus: can.BusABC,
+        profile: Profile | None = None,
+        heartbeat_s: float = 0.1,
+    ) -> None:
         self.config = config
         self.profile = profile or load_profile(config.station.profile or None)
         self.network = canopen.Network(bus)
@@ -49,9 +54,18 @@ class SimProbe:
 
     def connect(self) -> SimProbe:
         self.network.connect()
-        self.network.send_periodic(0x700 + self.config.can.supervisor_node_id, [5],
-                                   self._heartbeat_s)
+        self._hb_task = self.network.send_periodic(
+            0x700 + self.config.can.supervisor_node_id, [5], self._heartbeat_s
+        )
         return self
+
+    def stop_heartbeat(self) -> None:
+        """Fall silent as a crashed supervisor would (RPDO refresh stops too)."""
+        self._hb_task.stop()
+        for node in self.nodes.values():
+            for m in node.rpdo.map.values():
+                if m._task is not None:
+                    m.stop()
 
     def start(self, keys: list[str] | None = None) -> None:
         """Take PDO layouts from the EDS, start the RPDO refresh and set nodes OPERATIONAL."""

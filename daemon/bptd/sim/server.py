@@ -42,8 +42,10 @@ def serve(station: VirtualStation, endpoint: str, stop: threading.Event) -> None
             return station.snapshot()
         if cmd == "sim":
             return handle_sim(station, request)
-        raise ApiError(ErrorCode.UNKNOWN_COMMAND, f"unknown command {cmd!r}; "
-                       "this socket takes 'sim', 'status' and 'ping'")
+        raise ApiError(
+            ErrorCode.UNKNOWN_COMMAND,
+            f"unknown command {cmd!r}; this socket takes 'sim', 'status' and 'ping'",
+        )
 
     server = CommandServer(endpoint, handler)
     poller = zmq.Poller()

@@ -56,8 +56,9 @@ class SimActionError(ValueError):
 class VirtualStation:
     """Chipsets, modules and vehicles of ``config`` as peers on ``bus``."""
 
-    def __init__(self, config: Config, bus: can.BusABC | BusSpec | str,
-                 profile: Profile | None = None) -> None:
+    def __init__(
+        self, config: Config, bus: can.BusABC | BusSpec | str, profile: Profile | None = None
+    ) -> None:
         self.config = config
         self.profile = profile or load_profile(config.station.profile or None)
         if isinstance(bus, str):
@@ -67,8 +68,9 @@ class VirtualStation:
         self.network = canopen.Network(self._bus)
         self.plant = Plant(config)
         self.nodes: dict[str, SimNode] = {}
-        self._actions: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
-            queue.SimpleQueue())
+        self._actions: queue.SimpleQueue[
+            tuple[Callable[[], Any], concurrent.futures.Future[Any]]
+        ] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -83,23 +85,41 @@ class VirtualStation:
         for i, c in enumerate(self.config.connectors):
             model = self.plant.chipsets[c.name]
             self.nodes[f"chipset.{c.name}"] = SimNode(
-                self.network, c.chipset_node_id, p["chipset"], c.serial or SERIAL_BASE + 0x100 + i,
-                f"chipset.{c.name}", on_comm_fault=model.comm_fault, on_reset=model.reset)
+                self.network,
+                c.chipset_node_id,
+                p["chipset"],
+                c.serial or SERIAL_BASE + 0x100 + i,
+                f"chipset.{c.name}",
+                on_comm_fault=model.comm_fault,
+                on_reset=model.reset,
+            )
         for m in self.config.modules:
             mm = self.plant.modules[m.n]
             self.nodes[f"dcdc.{m.n}"] = SimNode(
-                self.network, m.dcdc_node_id, p["dcdc"], m.serial_dcdc or SERIAL_BASE + 0x200 + m.n,
-                f"dcdc.{m.n}", on_comm_fault=lambda k, mm=mm: mm.comm_fault(k, "dcdc"),
-                on_reset=mm.reset)
+                self.network,
+                m.dcdc_node_id,
+                p["dcdc"],
+                m.serial_dcdc or SERIAL_BASE + 0x200 + m.n,
+                f"dcdc.{m.n}",
+                on_comm_fault=lambda k, mm=mm: mm.comm_fault(k, "dcdc"),
+                on_reset=mm.reset,
+            )
             self.nodes[f"afe.{m.n}"] = SimNode(
-                self.network, m.afe_node_id, p["afe"], m.serial_afe or SERIAL_BASE + 0x300 + m.n,
-                f"afe.{m.n}", on_comm_fault=lambda k, mm=mm: mm.comm_fault(k, "afe"),
-                on_reset=mm.reset)
+                self.network,
+                m.afe_node_id,
+                p["afe"],
+                m.serial_afe or SERIAL_BASE + 0x300 + m.n,
+                f"afe.{m.n}",
+                on_comm_fault=lambda k, mm=mm: mm.comm_fault(k, "afe"),
+                on_reset=mm.reset,
+            )
         for m in self.config.modules:
             # the devices' own heartbeat period comes from the station config
             for key in (f"dcdc.{m.n}", f"afe.{m.n}"):
                 node = self.nodes[key]
-                node.node.data_store.setdefault(0x1017, {})[0] = m.heartbeat_ms.to_bytes(2, "little")
+                node.node.data_store.setdefault(0x1017, {})[0] = m.heartbeat_ms.to_bytes(
+                    2, "little"
+                )
         for c in self.config.connectors:
             node = self.nodes[f"chipset.{c.name}"]
             node.node.data_store.setdefault(0x1017, {})[0] = c.heartbeat_ms.to_bytes(2, "little")
@@ -230,8 +250,9 @@ class VirtualStation:
             "status": lambda: self.snapshot(),
         }
         if name not in handlers:
-            raise SimActionError("unknown_command", f"unknown sim action {name!r}; "
-                                 f"actions: {', '.join(handlers)}")
+            raise SimActionError(
+                "unknown_command", f"unknown sim action {name!r}; actions: {', '.join(handlers)}"
+            )
         try:
             return handlers[name](**args)
         except TypeError as exc:
@@ -239,14 +260,22 @@ class VirtualStation:
 
     def _chipset(self, connector: Any) -> ChipsetModel:
         if not isinstance(connector, str) or connector not in self.plant.chipsets:
-            raise SimActionError("invalid_argument", f"unknown connector {connector!r}; "
-                                 f"connectors: {', '.join(self.plant.chipsets)}")
+            raise SimActionError(
+                "invalid_argument",
+                f"unknown connector {connector!r}; connectors: {', '.join(self.plant.chipsets)}",
+            )
         return self.plant.chipsets[connector]
 
     def _module(self, module: Any) -> ModuleModel:
-        if isinstance(module, bool) or not isinstance(module, int) or module not in self.plant.modules:
-            raise SimActionError("invalid_argument", f"unknown module {module!r}; "
-                                 f"modules: {', '.join(map(str, self.plant.modules))}")
+        if (
+            isinstance(module, bool)
+            or not isinstance(module, int)
+            or module not in self.plant.modules
+        ):
+            raise SimActionError(
+                "invalid_argument",
+                f"unknown module {module!r}; modules: {', '.join(map(str, self.plant.modules))}",
+            )
         return self.plant.modules[module]
 
     def plug(self, connector: str, vehicle: str = "bpt", **params: Any) -> dict[str, Any]:
@@ -292,8 +321,9 @@ class VirtualStation:
 
         return self.call(apply)
 
-    def ev(self, connector: str, cp: str | None = None,
-           contactors: bool | None = None) -> dict[str, Any]:
+    def ev(
+        self, connector: str, cp: str | None = None, contactors: bool | None = None
+    ) -> dict[str, Any]:
         """Drive the vehicle side: the CP state it presents and its own contactors."""
         ch = self._chipset(connector)
         if cp is not None and cp not in ("B", "C", "D"):
@@ -313,42 +343,70 @@ class VirtualStation:
 
         return self.call(apply)
 
-    def fault(self, kind: str, module: int | None = None, connector: str | None = None,
-              temp_c: float = 85.0, insulation_ohm: float = 50e3,
-              contactor: str = "dc_plus") -> dict[str, Any]:
+    def fault(
+        self,
+        kind: str,
+        module: int | None = None,
+        connector: str | None = None,
+        temp_c: float = 85.0,
+        insulation_ohm: float = 50e3,
+        contactor: str = "dc_plus",
+    ) -> dict[str, Any]:
         """Inject a fault (see FAULT_KINDS)."""
         if kind not in FAULT_KINDS:
-            raise SimActionError("invalid_argument", f"unknown fault kind {kind!r}; "
-                                 f"kinds: {', '.join(FAULT_KINDS)}")
+            raise SimActionError(
+                "invalid_argument", f"unknown fault kind {kind!r}; kinds: {', '.join(FAULT_KINDS)}"
+            )
         if kind.startswith("module_"):
             mm = self._module(module)
             n = mm.n
             if kind == "module_heartbeat_loss":
+
                 def apply() -> None:
                     self.nodes[f"dcdc.{n}"].set_silent(True)
                     self.nodes[f"afe.{n}"].set_silent(True)
                     mm.reset()  # a dead module delivers nothing
             elif kind == "module_overtemp":
-                if isinstance(temp_c, bool) or not isinstance(temp_c, int | float) or not -40 <= temp_c <= 200:
+                if (
+                    isinstance(temp_c, bool)
+                    or not isinstance(temp_c, int | float)
+                    or not -40 <= temp_c <= 200
+                ):
                     raise SimActionError("out_of_range", "temp_c must be within -40..200")
 
                 def apply() -> None:
                     mm.forced_temperature_c = float(temp_c)
             else:
+
                 def apply() -> None:
                     mm.set_hardware_fault(True)
         elif kind == "bus_off":
+
             def apply() -> None:
-                self._bus.send(can.Message(arbitration_id=CAN_ERR_FLAG_BUSOFF, is_error_frame=True,
-                                           is_extended_id=False, data=bytes(8)))
+                self._bus.send(
+                    can.Message(
+                        arbitration_id=CAN_ERR_FLAG_BUSOFF,
+                        is_error_frame=True,
+                        is_extended_id=False,
+                        data=bytes(8),
+                    )
+                )
         else:
-            targets = ([self._chipset(connector)] if connector is not None or kind != "estop"
-                       else list(self.plant.chipsets.values()))
-            if kind == "insulation_fault":
-                if isinstance(insulation_ohm, bool) or not isinstance(insulation_ohm, int | float) or insulation_ohm < 0:
-                    raise SimActionError("out_of_range", "insulation_ohm must be >= 0")
+            targets = (
+                [self._chipset(connector)]
+                if connector is not None or kind != "estop"
+                else list(self.plant.chipsets.values())
+            )
+            if kind == "insulation_fault" and (
+                isinstance(insulation_ohm, bool)
+                or not isinstance(insulation_ohm, int | float)
+                or insulation_ohm < 0
+            ):
+                raise SimActionError("out_of_range", "insulation_ohm must be >= 0")
             if kind == "contactor_weld" and contactor not in CONTACTOR_NAMES:
-                raise SimActionError("invalid_argument", f"contactor must be one of {', '.join(CONTACTOR_NAMES)}")
+                raise SimActionError(
+                    "invalid_argument", f"contactor must be one of {', '.join(CONTACTOR_NAMES)}"
+                )
 
             def apply() -> None:
                 for ch in targets:
@@ -360,17 +418,23 @@ class VirtualStation:
                         ch.cp_short = True
                     elif kind == "contactor_weld":
                         ch.welded |= CONTACTOR_NAMES[contactor]
+
         self.call(apply)
         log.info("sim_fault_injected", kind=kind, module=module, connector=connector)
         return {"kind": kind, "module": module, "connector": connector}
 
-    def clear_fault(self, kind: str | None = None, module: int | None = None,
-                    connector: str | None = None) -> dict[str, Any]:
+    def clear_fault(
+        self, kind: str | None = None, module: int | None = None, connector: str | None = None
+    ) -> dict[str, Any]:
         """Remove injected fault conditions (all of them when no kind is given)."""
         if kind is not None and kind not in FAULT_KINDS:
             raise SimActionError("invalid_argument", f"unknown fault kind {kind!r}")
         mods = [self._module(module)] if module is not None else list(self.plant.modules.values())
-        chips = [self._chipset(connector)] if connector is not None else list(self.plant.chipsets.values())
+        chips = (
+            [self._chipset(connector)]
+            if connector is not None
+            else list(self.plant.chipsets.values())
+        )
 
         def apply() -> None:
             for mm in mods:

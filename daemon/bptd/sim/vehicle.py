@@ -19,8 +19,12 @@ class VehicleSpec:
     capacity_wh: float = 60000.0
     soc: float = 0.5
     # open-circuit voltage over SoC: ((soc, volts), ...), linear in between
-    ocv_curve: tuple[tuple[float, float], ...] = ((0.0, 330.0), (0.1, 355.0), (0.9, 395.0),
-                                                  (1.0, 410.0))
+    ocv_curve: tuple[tuple[float, float], ...] = (
+        (0.0, 330.0),
+        (0.1, 355.0),
+        (0.9, 395.0),
+        (1.0, 410.0),
+    )
     internal_resistance_ohm: float = 0.08
     max_charge_current_a: float = 125.0
     max_discharge_current_a: float = 100.0
@@ -45,21 +49,36 @@ class VehicleSpec:
 PRESETS: dict[str, VehicleSpec] = {
     "bpt": VehicleSpec(),
     "charge_only": VehicleSpec(
-        name="charge_only", bpt=False, capacity_wh=50000.0, max_discharge_current_a=0.0,
+        name="charge_only",
+        bpt=False,
+        capacity_wh=50000.0,
+        max_discharge_current_a=0.0,
         max_discharge_power_w=0.0,
     ),
     "bpt800": VehicleSpec(
-        name="bpt800", capacity_wh=80000.0,
+        name="bpt800",
+        capacity_wh=80000.0,
         ocv_curve=((0.0, 660.0), (0.1, 710.0), (0.9, 790.0), (1.0, 820.0)),
-        internal_resistance_ohm=0.15, max_charge_current_a=100.0, max_discharge_current_a=60.0,
-        max_charge_power_w=80000.0, max_discharge_power_w=40000.0, max_voltage_v=850.0,
+        internal_resistance_ohm=0.15,
+        max_charge_current_a=100.0,
+        max_discharge_current_a=60.0,
+        max_charge_power_w=80000.0,
+        max_discharge_power_w=40000.0,
+        max_voltage_v=850.0,
         min_voltage_v=600.0,
     ),
     "chademo_v2h": VehicleSpec(
-        name="chademo_v2h", kind="chademo", capacity_wh=40000.0, soc=0.6,
+        name="chademo_v2h",
+        kind="chademo",
+        capacity_wh=40000.0,
+        soc=0.6,
         ocv_curve=((0.0, 320.0), (0.1, 350.0), (0.9, 395.0), (1.0, 403.0)),
-        internal_resistance_ohm=0.1, max_charge_current_a=125.0, max_discharge_current_a=30.0,
-        max_charge_power_w=50000.0, max_discharge_power_w=11000.0, max_voltage_v=435.0,
+        internal_resistance_ohm=0.1,
+        max_charge_current_a=125.0,
+        max_discharge_current_a=30.0,
+        max_charge_power_w=50000.0,
+        max_discharge_power_w=11000.0,
+        max_voltage_v=435.0,
         min_voltage_v=300.0,
     ),
 }
@@ -73,7 +92,9 @@ def vehicle_spec(preset: str = "bpt", **overrides: Any) -> VehicleSpec:
     known = {f.name for f in fields(VehicleSpec)} - {"name"}
     for key, value in overrides.items():
         if key not in known:
-            raise ValueError(f"unknown vehicle parameter {key!r}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown vehicle parameter {key!r}; known: {', '.join(sorted(known))}"
+            )
         if key == "ocv_curve":
             if not isinstance(value, Sequence) or len(value) < 2:
                 raise ValueError("ocv_curve needs at least two (soc, volts) points")
@@ -86,7 +107,11 @@ def vehicle_spec(preset: str = "bpt", **overrides: Any) -> VehicleSpec:
             if not isinstance(value, bool):
                 raise ValueError("bpt must be true or false")
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise ValueError(f"vehicle parameter {key!r} must be a finite number")
         if key in ("soc", "target_soc", "min_soc"):
             if not 0.0 <= value <= 1.0:
@@ -98,8 +123,13 @@ def vehicle_spec(preset: str = "bpt", **overrides: Any) -> VehicleSpec:
     for key in ("capacity_wh",):
         if key in overrides and overrides[key] <= 0:
             raise ValueError(f"{key} must be > 0")
-    return replace(spec, **{k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
-                            for k, v in overrides.items()})
+    return replace(
+        spec,
+        **{
+            k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+            for k, v in overrides.items()
+        },
+    )
 
 
 @dataclass
