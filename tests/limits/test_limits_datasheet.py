@@ -72,17 +72,17 @@ def test_derated_module_lowers_envelope_and_the_other_picks_up(two_modules: Limi
     two_modules.set_allocation(0, [0, 1], "parallel")
     assert tick(two_modules, 400.0, temp_c=[25.0, 25.0])[0] == approx(52.5)
     assert list(two_modules.share([40.0])) == [approx(20.0), approx(20.0)]
-    # module 1 at 85 degC: default derating 0.25 -> 26.25 * 0.25 = 6.5625 A
+    # module 1 at 85 degC: default derating 0.5 -> 26.25 * 0.5 = 13.125 A
     chg, dis = tick(two_modules, 400.0, temp_c=[25.0, 85.0])
-    assert chg == approx(26.25 + 6.5625)
-    assert dis == approx(-(27.5 + 6.875))
+    assert chg == approx(26.25 + 13.125)
+    assert dis == approx(-(27.5 + 13.75))
     assert two_modules.binding(0) == ("thermal_derating", "thermal_derating")
-    assert two_modules.limits.module_charge_current_a[1] == approx(6.5625)
+    assert two_modules.limits.module_charge_current_a[1] == approx(13.125)
     shares = two_modules.share([30.0])
-    assert list(shares) == [approx(30.0 - 6.5625), approx(6.5625)]
+    assert list(shares) == [approx(30.0 - 13.125), approx(13.125)]
     shares = two_modules.share([50.0])  # beyond the new envelope: clamped
-    assert two_modules.shared_connector_a[0] == approx(32.8125)
-    assert list(shares) == [approx(26.25), approx(6.5625)]
+    assert two_modules.shared_connector_a[0] == approx(39.375)
+    assert list(shares) == [approx(26.25), approx(13.125)]
 
 
 def test_module_dropping_out_redistributes(two_modules: LimitsEngine) -> None:
@@ -100,8 +100,8 @@ def test_proportional_sharing(backend: str) -> None:
     eng = LimitsEngine(2, 1, backend=backend, share_mode="proportional")
     eng.set_allocation(0, [0, 1])
     eng.compute(voltage_v=[400.0], temp_c=[25.0, 85.0])
-    shares = eng.share([16.40625])  # half the envelope
-    assert list(shares) == [approx(13.125), approx(3.28125)]
+    shares = eng.share([19.6875])  # half the envelope
+    assert list(shares) == [approx(13.125), approx(6.5625)]
 
 
 def test_ac_side_limit_formula(backend: str) -> None:
@@ -215,3 +215,15 @@ def test_ratings_validate_signs() -> None:
     assert BMPU_R2_500_32.ramp_rate_w_per_s == 30_000.0
     with pytest.raises(ValueError, match="unknown"):
         ModuleRatings.from_dict({"charge_current_max": 1})
+
+
+def test_ratings_from_the_station_config_match_the_datasheet_defaults() -> None:
+    from bptd.config import ModuleRatingsConfig
+    from bptd.limits import ratings_from_config
+
+    r = ratings_from_config(ModuleRatingsConfig())
+    assert r.thermal_derating == BMPU_R2_500_32.thermal_derating
+    for f in ("charge_voltage_min_v", "discharge_voltage_min_v", "charge_current_max_a",
+              "discharge_current_min_a", "charge_power_max_w", "discharge_power_min_w",
+              "ac_current_per_phase_a", "ac_phases", "power_factor_min", "ramp_rate_w_per_s"):
+        assert getattr(r, f) == getattr(BMPU_R2_500_32, f), f

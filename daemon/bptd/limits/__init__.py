@@ -17,6 +17,7 @@ from bptd.limits.ratings import (
     EfficiencyMap,
     ModuleRatings,
     pack_ratings,
+    ratings_from_config,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "envelope_pq",
     "envelope_vp",
     "pack_ratings",
+    "ratings_from_config",
     "vp_grid",
     "warm_up",
 ]

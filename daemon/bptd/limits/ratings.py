@@ -90,9 +90,10 @@ def _loss_model_map() -> EfficiencyMap:
     return EfficiencyMap(volts, powers, tuple(grid))
 
 
-#: Placeholder thermal derating (the datasheet gives none): full rating to 65 degC, half at
-#: 80 degC, nothing at 90 degC. Configure the real curve per module type.
-DEFAULT_THERMAL_DERATING = Curve((65.0, 80.0, 90.0), (1.0, 0.5, 0.0))
+#: Thermal derating (the datasheet gives no curve): full rating to 75 degC, linear to nothing
+#: at 95 degC, as ``module_ratings.derating_start_c`` / ``derating_end_c`` of the station
+#: config (one source of truth: :func:`ratings_from_config` builds the curve from there).
+DEFAULT_THERMAL_DERATING = Curve((75.0, 95.0), (1.0, 0.0))
 DEFAULT_EFFICIENCY = _loss_model_map()
 
 
@@ -258,3 +259,24 @@ def pack_ratings(types: Sequence[ModuleRatings]) -> tuple[np.ndarray, np.ndarray
                 base = lay[L.L_EFF_GRID] + iv * kp
                 row[base : base + np_] = e.efficiency[iv]
     return tab, lay
+
+
+def ratings_from_config(rc: Any, name: str = "configured module") -> ModuleRatings:
+    """The limits engine's ratings from the station config's ``[module_ratings]`` table."""
+    return ModuleRatings(
+        name=name,
+        charge_voltage_min_v=rc.min_charge_voltage_v,
+        charge_voltage_max_v=rc.max_voltage_v,
+        discharge_voltage_min_v=rc.min_discharge_voltage_v,
+        discharge_voltage_max_v=rc.max_voltage_v,
+        charge_current_max_a=rc.max_charge_current_a,
+        discharge_current_min_a=-rc.max_discharge_current_a,
+        charge_power_max_w=rc.max_charge_power_w,
+        discharge_power_min_w=-rc.max_discharge_power_w,
+        thermal_derating=Curve((rc.derating_start_c, rc.derating_end_c), (1.0, 0.0)),
+        ac_current_per_phase_a=rc.max_phase_current_a,
+        ac_phases=rc.phases,
+        ac_voltage_nominal_v=rc.grid_voltage_ln_v,
+        power_factor_min=rc.min_power_factor,
+        ramp_rate_w_per_s=rc.max_ramp_w_per_s,
+    )
