@@ -105,7 +105,7 @@ def test_every_pdo_heartbeat_and_emcy_of_every_node_is_described(
     config: Config, profile: Profile, db: cantools.database.can.Database
 ) -> None:
     nodes = station_nodes(config)
-    expected: dict[int, str] = {}
+    expected: dict[int, str] = {0x000: "NMT"}
     for node in nodes:
         for pdo in pdo_defs(node_od(profile[node.kind].eds, node.node_id)):
             expected[pdo.cob_id] = f"{node.name}_{pdo.name}"

@@ -403,6 +403,53 @@ def _emcy_message(node: StationNode, od: ObjectDictionary) -> Message:
     )
 
 
+#: NMT command specifiers (CiA 301), byte 0 of the NMT frame at COB-ID 0x000.
+NMT_COMMANDS = {
+    1: "START",
+    2: "STOP",
+    0x80: "ENTER_PRE_OPERATIONAL",
+    0x81: "RESET_NODE",
+    0x82: "RESET_COMMUNICATION",
+}
+
+
+def _nmt_message(all_nodes: list[str]) -> Message:
+    receivers = [n for n in all_nodes if n != SUPERVISOR]
+    signals = [
+        Signal(
+            name="command",
+            start=0,
+            length=8,
+            byte_order="little_endian",
+            conversion=BaseConversion.factory(
+                scale=1, offset=0, choices=OrderedDict(sorted(NMT_COMMANDS.items()))
+            ),
+            minimum=0,
+            maximum=0xFF,
+            comment="NMT command specifier",
+            receivers=receivers,
+        ),
+        Signal(
+            name="node_id",
+            start=8,
+            length=8,
+            byte_order="little_endian",
+            minimum=0,
+            maximum=127,
+            comment="addressed node; 0 = all nodes",
+            receivers=receivers,
+        ),
+    ]
+    return Message(
+        frame_id=0x000,
+        name="NMT",
+        length=2,
+        signals=signals,
+        comment="NMT module control from the supervisor (the NMT master)",
+        senders=[SUPERVISOR],
+    )
+
+
 def build_database(
     config: Config | None = None, profile: Profile | None = None, n_modules: int | None = None
 ) -> Database:
@@ -411,7 +458,7 @@ def build_database(
     profile = profile or load_profile(config.station.profile or None)
     nodes = station_nodes(config, n_modules)
     names = [n.name for n in nodes]
-    messages: list[Message] = []
+    messages: list[Message] = [_nmt_message(names)]
     for node in nodes:
         device = profile[node.kind]
         od = node_od(device.eds, node.node_id)
