@@ -296,7 +296,7 @@ class Fieldbus(NodeLifecycle):
     def node_status(self, key: str) -> NodeStatus:
         return status_of(self._node(key))
 
-    def keys(self) -> list[str]:
+    def node_keys(self) -> list[str]:
         return list(self._nodes)
 
     def bus_load(self, now: float | None = None) -> BusLoadReading:
