@@ -105,8 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=_cmd_demo, log_level="warning", log_format="console")
 
-    p = sub.add_parser("warm-cache", help="compile the limits kernels into numba's cache "
-                       "(NUMBA_CACHE_DIR), so a start has no JIT on the control path")
+    p = sub.add_parser(
+        "warm-cache",
+        help="compile the limits kernels into numba's cache "
+        "(NUMBA_CACHE_DIR), so a start has no JIT on the control path",
+    )
     _add_common(p)
     p.set_defaults(func=_cmd_warm_cache)
 
@@ -139,8 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def bptctl_main(argv: Sequence[str] | None = None) -> int:
-    print("bptctl: the daemon API is not available in this version", file=sys.stderr)
-    return 1
+    from bptd.ctl import main as ctl_main
+
+    return ctl_main(argv)
 
 
 if __name__ == "__main__":

@@ -119,3 +119,44 @@ def test_the_sim_socket_answers_garbage_with_errors(sim_process: tuple[str, str]
                     break
     finally:
         sock.close(0)
+
+
+def test_bptctl_drives_the_sim_socket(sim_process: tuple[str, str]) -> None:
+    _, endpoint = sim_process
+    bptctl = [
+        sys.executable,
+        "-c",
+        "import sys; from bptd.cli import bptctl_main; sys.exit(bptctl_main())",
+        "--control",
+        endpoint,
+    ]
+    r = subprocess.run(
+        [*bptctl, "--json", "sim", "action=plug", "connector=ccs", "vehicle=bpt", "soc=0.3"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    assert '"soc": 0.3' in r.stdout
+    r = subprocess.run(
+        [*bptctl, "sim", "action=plug", "connector=ccs"], capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 1 and r.stderr.startswith("error wrong_state:")
+    r = subprocess.run([*bptctl, "sim", "plug"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "not key=value" in r.stderr
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from bptd.cli import bptctl_main; sys.exit(bptctl_main())",
+            "--control",
+            endpoint + ".nobody",
+            "--timeout",
+            "0.5",
+            "status",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 3 and "error timeout" in r.stderr
