@@ -148,6 +148,7 @@ class FakeConnector:
     imd_due: float | None = None
     prev_reset: int = 0
     cp_override: int | None = None
+    imd_silent: bool = False  # the IMD never gives a result
     limits: LimitsInput | None = None
 
     @property
@@ -184,7 +185,7 @@ class FakeConnector:
         if cmd.imd_command:
             if self.imd_due is None:
                 self.imd_due = now + 0.5
-            elif now >= self.imd_due:
+            elif now >= self.imd_due and not self.imd_silent:
                 per_v = self.insulation_ohm / 1000.0
                 self.imd_state = (
                     IMD_FAULT if per_v < 100 else IMD_WARNING if per_v < 500 else IMD_VALID

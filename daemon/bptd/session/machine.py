@@ -8,6 +8,7 @@ clock, no I/O, no logging: time is an argument and everything observable is retu
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -70,7 +71,8 @@ class CableCheck:
 
 @dataclass
 class Precharge:
-    target_v: float = 0.0
+    wanted_v: float = 0.0  # what the EV asks for
+    target_v: float = 0.0  # what the modules are told: inside the EV and station maximum
     done: bool = False
     done_at: float = 0.0
 
@@ -126,6 +128,10 @@ class ConnectorSession:
         if inp.chipset is not None and "hv_voltage_v" in inp.chipset:
             return float(inp.chipset["hv_voltage_v"])
         return inp.measured_voltage_v
+
+    def station_max_voltage_v(self, inp: ConnectorInputs) -> float:
+        """The highest output voltage allowed now: EV maximum and station maximum."""
+        return min(inp.ev.max_voltage_v or math.inf, outs.station_max_v(self))
 
     def ev_limit_problem(self, inp: ConnectorInputs) -> str | None:
         return checks.ev_limit_problem(self.cfg, inp)
@@ -191,7 +197,7 @@ class ConnectorSession:
         self.fault, self.fault_detail = reason, detail
         self.fault_opened = False
         self.reset_requested, self.reset_started = False, None
-        if policy.open_at_once or not was_energized:
+        if policy.open_at_once or not was_energized or current < self.cfg.stop_current_a:
             self.open_fault_contactors(current)
 
     def open_fault_contactors(self, current: float) -> None:

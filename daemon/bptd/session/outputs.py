@@ -33,7 +33,7 @@ def zero_power() -> PowerCommand:
     return PowerCommand()
 
 
-def _station_max_v(s: ConnectorSession) -> float:
+def station_max_v(s: ConnectorSession) -> float:
     alloc = s.allocation
     n = alloc.series_count if alloc else 1
     return min(s.connector.max_voltage_v, s.facts.ratings.max_voltage_v * n)
@@ -44,7 +44,7 @@ def test_voltage(s: ConnectorSession) -> float:
     if s.cfg.cable_check_voltage_v is not None:
         return s.cfg.cable_check_voltage_v
     ev_max = s.inputs.ev.max_voltage_v
-    return min(ev_max if ev_max > 0 else math.inf, _station_max_v(s))
+    return min(ev_max if ev_max > 0 else math.inf, station_max_v(s))
 
 
 def _transfer(s: ConnectorSession, inp: ConnectorInputs) -> tuple[PowerCommand, bool]:
@@ -69,7 +69,7 @@ def _transfer(s: ConnectorSession, inp: ConnectorInputs) -> tuple[PowerCommand, 
     current = max(-discharge_cap, min(charge_cap, wanted))
     alloc = s.allocation
     n = alloc.series_count if alloc else 1
-    charge_v = min(ev.max_voltage_v or math.inf, _station_max_v(s))
+    charge_v = min(ev.max_voltage_v or math.inf, station_max_v(s))
     if s.control is Control.SCHEDULED and ev.target_voltage_v > 0:
         charge_v = min(ev.target_voltage_v, charge_v)
     discharge_v = max(ev.min_voltage_v, s.facts.ratings.min_discharge_voltage_v * n)

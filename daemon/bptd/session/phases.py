@@ -142,10 +142,11 @@ def _precharge(s: ConnectorSession, now: float, inp: ConnectorInputs) -> None:
         return
     target = inp.ev.target_voltage_v or inp.ev.present_voltage_v
     if target > 0:
-        s.precharge.target_v = target
+        s.precharge.wanted_v = target
+        s.precharge.target_v = min(target, s.station_max_voltage_v(inp))
     hv = s.hv_voltage_v(inp)
     if not s.precharge.done:
-        if s.precharge.target_v > 0 and abs(hv - s.precharge.target_v) <= cfg.precharge_band_v:
+        if s.precharge.wanted_v > 0 and abs(hv - s.precharge.wanted_v) <= cfg.precharge_band_v:
             s.precharge.done, s.precharge.done_at = True, now
         elif s.elapsed(now) > cfg.precharge_timeout_s:
             s.fail(
