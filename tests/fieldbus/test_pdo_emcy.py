@@ -56,15 +56,18 @@ def test_rpdo_on_change_respects_inhibit_and_refresh(running: Loop, sniffer: can
     fb.flush(t0)  # everything due goes out now
     while sniffer.recv(0) is not None:
         pass
+    inhibit = fb.config.can.rpdo_inhibit_ms / 1000
+    refresh = fb.config.can.rpdo_refresh_ms / 1000
+    assert inhibit < refresh
     fb.set("dcdc.1", voltage_setpoint_v=400.0)
-    assert fb.flush(t0 + 0.001) == 0  # changed, but inside the 20 ms inhibit time
-    assert fb.flush(t0 + 0.021) == 1  # the changed RPDO, alone
-    assert fb.flush(t0 + 0.05) == 0  # nothing changed, refresh not due
+    assert fb.flush(t0 + 0.001) == 0  # changed, but inside the inhibit time
+    assert fb.flush(t0 + inhibit + 0.001) == 1  # the changed RPDO, alone
+    assert fb.flush(t0 + inhibit + 0.002) == 0  # nothing changed, refresh not due
     fb.set("dcdc.1", voltage_setpoint_v=400.0)  # same value: not a change
-    assert fb.flush(t0 + 0.06) == 0
-    # refresh: every RPDO of every operational node, except the one sent at +21 ms
+    assert fb.flush(t0 + inhibit + 0.003) == 0
+    # refresh: every RPDO of every operational node, except the one sent after the inhibit
     total = sum(len(fb._pdos[k].rpdos) for k in fb.node_keys())
-    assert fb.flush(t0 + 0.101) == total - 1
+    assert fb.flush(t0 + refresh + 0.001) == total - 1
     frames = []
     while (msg := sniffer.recv(0.5)) is not None:
         frames.append(msg)
