@@ -212,12 +212,13 @@ def fault_step(s: ConnectorSession, now: float, inp: ConnectorInputs) -> None:
     assert s.fault is not None
     current = abs(inp.measured_current_a)
     if not s.fault_opened:
-        gone = s.allocation is not None and any(
-            (m := inp.modules.get(n)) is None or not m.online for n in s.allocation.modules
-        )
-        if current < s.cfg.stop_current_a or gone or FAULTS[s.fault].open_at_once:
-            s.open_fault_contactors(0.0 if gone else current)
-        elif s.elapsed(now) > s.cfg.fault_open_timeout_s:
+        gone = s.module_gone(inp)
+        if (
+            current < s.cfg.stop_current_a
+            or gone
+            or FAULTS[s.fault].open_at_once
+            or s.elapsed(now) > s.cfg.fault_open_timeout_s
+        ):
             s.open_fault_contactors(current)
     if not s.reset_requested:
         return

@@ -129,6 +129,13 @@ class ConnectorSession:
             return float(inp.chipset["hv_voltage_v"])
         return inp.measured_voltage_v
 
+    def module_gone(self, inp: ConnectorInputs) -> bool:
+        """An allocated module is off the bus (it carries no current any more)."""
+        alloc = self.allocation
+        return alloc is not None and any(
+            (m := inp.modules.get(n)) is None or not m.online for n in alloc.modules
+        )
+
     def station_max_voltage_v(self, inp: ConnectorInputs) -> float:
         """The highest output voltage allowed now: EV maximum and station maximum."""
         return min(inp.ev.max_voltage_v or math.inf, outs.station_max_v(self))
@@ -197,7 +204,8 @@ class ConnectorSession:
         self.fault, self.fault_detail = reason, detail
         self.fault_opened = False
         self.reset_requested, self.reset_started = False, None
-        if policy.open_at_once or not was_energized or current < self.cfg.stop_current_a:
+        gone = self.module_gone(self.inputs)  # an offline module cannot be ramped down
+        if gone or policy.open_at_once or not was_energized or current < self.cfg.stop_current_a:
             self.open_fault_contactors(current)
 
     def open_fault_contactors(self, current: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from bptd.api.protocol import ErrorCode
@@ -88,6 +89,12 @@ class ModuleOwnership:
 
     def claim(self, allocation: Allocation) -> None:
         self.release(allocation.connector)
+        for name, other in self.allocations.items():  # one configuration serves them all
+            self.allocations[name] = dataclasses.replace(
+                other,
+                configuration=allocation.configuration,
+                configuration_name=allocation.configuration_name,
+            )
         self.allocations[allocation.connector] = allocation
         for n in allocation.modules:
             self.owner[n] = allocation.connector
