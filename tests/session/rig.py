@@ -22,6 +22,7 @@ from bptd.session import (
     State,
     Station,
 )
+from bptd.session.states import ENERGIZED
 from bptd.session.types import (
     CP_A,
     CP_B,
@@ -324,4 +325,6 @@ def check_invariants(history: list[Tick], stop_current_a: float) -> None:
         ):
             assert out.state is State.FAULT, out
             assert any(isinstance(e, Notice) and e.kind == "opened_under_load" for e in out.events)
+    if out.chipset.contactor_command & OUTPUTS:
+        assert out.state in ENERGIZED or out.state is State.FAULT, out
     assert math.isfinite(p.requested_current_a)

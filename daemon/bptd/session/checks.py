@@ -9,7 +9,15 @@ from bptd.api.protocol import ErrorCode
 from bptd.session.config import DEAD_VOLTAGE_V, SessionConfig
 from bptd.session.errors import SessionError
 from bptd.session.ownership import Allocation
-from bptd.session.states import ENERGIZED, HOLDS_MODULES, Control, FaultReason, State, Trigger
+from bptd.session.states import (
+    ENERGIZED,
+    FAULTS,
+    HOLDS_MODULES,
+    Control,
+    FaultReason,
+    State,
+    Trigger,
+)
 from bptd.session.types import (
     CP_A,
     CP_E,
@@ -207,8 +215,6 @@ def cause_persists(s: ConnectorSession, reason: FaultReason, inp: ConnectorInput
 
 def fault_step(s: ConnectorSession, now: float, inp: ConnectorInputs) -> None:
     """In fault: open once safe (or on the open timeout), then run an accepted reset."""
-    from bptd.session.states import FAULTS
-
     assert s.fault is not None
     current = abs(inp.measured_current_a)
     if not s.fault_opened:
