@@ -52,8 +52,8 @@ def test_short_emcy_frame_is_not_dropped(running: Loop, sniffer: can.BusABC) -> 
 
 def test_rpdo_on_change_respects_inhibit_and_refresh(running: Loop, sniffer: can.BusABC) -> None:
     fb = running.fb
-    t0 = time.monotonic()
-    fb.flush(t0)  # everything due goes out now
+    t0 = time.monotonic() + 1.0  # a refresh is due for every RPDO: all go out, same time
+    fb.flush(t0)
     while sniffer.recv(0) is not None:
         pass
     inhibit = fb.config.can.rpdo_inhibit_ms / 1000
