@@ -52,6 +52,8 @@ def format_table(rows: Sequence[Row]) -> str:
     for r in rows:
         base = f"{r.baseline_median:12.4g}" if r.baseline_median is not None else f"{'-':>12}"
         ratio = f"{r.ratio:8.1f}" if r.ratio is not None else f"{'-':>8}"
-        lines.append(f"{r.name:44} {r.median:12.4g} {r.p99:12.4g} {base} {ratio}  {r.unit}"
-                     + (f"  ({r.note})" if r.note else ""))
+        lines.append(
+            f"{r.name:44} {r.median:12.4g} {r.p99:12.4g} {base} {ratio}  {r.unit}"
+            + (f"  ({r.note})" if r.note else "")
+        )
     return "\n".join(lines)

@@ -203,9 +203,7 @@ def test_16_modules_worst_case_setpoint_traffic_below_half_the_bus(
     assert estimate_default_load(config, profile, n_modules=16).worst_percent < 50.0
 
 
-def test_a_20_ms_rpdo_inhibit_would_overload_16_modules(
-    config: Config, profile: Profile
-) -> None:
+def test_a_20_ms_rpdo_inhibit_would_overload_16_modules(config: Config, profile: Profile) -> None:
     faster = config.replace(can=dataclasses.replace(config.can, rpdo_inhibit_ms=20))
     assert estimate_default_load(faster, profile, n_modules=16).worst_percent > 50.0
 

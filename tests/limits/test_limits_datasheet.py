@@ -223,7 +223,16 @@ def test_ratings_from_the_station_config_match_the_datasheet_defaults() -> None:
 
     r = ratings_from_config(ModuleRatingsConfig())
     assert r.thermal_derating == BMPU_R2_500_32.thermal_derating
-    for f in ("charge_voltage_min_v", "discharge_voltage_min_v", "charge_current_max_a",
-              "discharge_current_min_a", "charge_power_max_w", "discharge_power_min_w",
-              "ac_current_per_phase_a", "ac_phases", "power_factor_min", "ramp_rate_w_per_s"):
+    for f in (
+        "charge_voltage_min_v",
+        "discharge_voltage_min_v",
+        "charge_current_max_a",
+        "discharge_current_min_a",
+        "charge_power_max_w",
+        "discharge_power_min_w",
+        "ac_current_per_phase_a",
+        "ac_phases",
+        "power_factor_min",
+        "ramp_rate_w_per_s",
+    ):
         assert getattr(r, f) == getattr(BMPU_R2_500_32, f), f

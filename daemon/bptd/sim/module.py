@@ -135,10 +135,8 @@ class ModuleModel:
     def _update_delay_line(self, now: float) -> None:
         cmd = self._command()
         if cmd != self._last_cmd:
-            discharging = (
-                (cmd.discharge_limit_a > 0
-                and cmd.charge_limit_a == 0)
-                or (cmd.power_mode == MODE_AC_POWER and cmd.ac_power_w < 0)
+            discharging = (cmd.discharge_limit_a > 0 and cmd.charge_limit_a == 0) or (
+                cmd.power_mode == MODE_AC_POWER and cmd.ac_power_w < 0
             )
             delay = (
                 self.sim.discharge_activation_delay_s

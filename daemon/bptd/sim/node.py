@@ -86,6 +86,7 @@ class SimNode:
     label: str
     on_comm_fault: Callable[[str], None] = lambda kind: None
     on_reset: Callable[[], None] = lambda: None
+    heartbeat_ms: int | None = None  # this device's power-on producer period (else the EDS)
     node: canopen.LocalNode = field(init=False)
     silent: bool = False
     _inbox: queue.SimpleQueue[tuple[Any, ...]] = field(default_factory=queue.SimpleQueue)
@@ -113,6 +114,8 @@ class SimNode:
     def _init_store(self) -> None:
         self.node.data_store.clear()
         self.node.data_store[0x1018] = {4: struct.pack("<I", self.serial)}
+        if self.heartbeat_ms is not None:
+            self.node.data_store[0x1017] = {0: struct.pack("<H", self.heartbeat_ms)}
 
     # ------------------------------------------------------------------ boot
     def boot(self) -> None:

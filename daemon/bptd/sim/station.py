@@ -92,6 +92,7 @@ class VirtualStation:
                 f"chipset.{c.name}",
                 on_comm_fault=model.comm_fault,
                 on_reset=model.reset,
+                heartbeat_ms=c.heartbeat_ms,
             )
         for m in self.config.modules:
             mm = self.plant.modules[m.n]
@@ -103,6 +104,7 @@ class VirtualStation:
                 f"dcdc.{m.n}",
                 on_comm_fault=lambda k, mm=mm: mm.comm_fault(k, "dcdc"),
                 on_reset=mm.reset,
+                heartbeat_ms=m.heartbeat_ms,
             )
             self.nodes[f"afe.{m.n}"] = SimNode(
                 self.network,
@@ -112,17 +114,8 @@ class VirtualStation:
                 f"afe.{m.n}",
                 on_comm_fault=lambda k, mm=mm: mm.comm_fault(k, "afe"),
                 on_reset=mm.reset,
+                heartbeat_ms=m.heartbeat_ms,
             )
-        for m in self.config.modules:
-            # the devices' own heartbeat period comes from the station config
-            for key in (f"dcdc.{m.n}", f"afe.{m.n}"):
-                node = self.nodes[key]
-                node.node.data_store.setdefault(0x1017, {})[0] = m.heartbeat_ms.to_bytes(
-                    2, "little"
-                )
-        for c in self.config.connectors:
-            node = self.nodes[f"chipset.{c.name}"]
-            node.node.data_store.setdefault(0x1017, {})[0] = c.heartbeat_ms.to_bytes(2, "little")
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> VirtualStation:
