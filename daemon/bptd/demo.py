@@ -8,14 +8,15 @@ test, precharge, charge at +10 kW, discharge at -10 kW, stop and welding check.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
 
 import can
 
+from bptd.codes import DC_MINUS, DC_PLUS, module_bits
 from bptd.config import Config
-from bptd.sim.chipset import DC_MINUS, DC_PLUS, module_bits
 from bptd.sim.probe import SimProbe
 from bptd.sim.station import VirtualStation
 
@@ -23,7 +24,8 @@ PWM_5_PERCENT = 50
 
 
 def _say(t0: float, text: str) -> None:
-    pass
+    sys.stdout.write(f"[{time.monotonic() - t0:6.2f} s] {text}\n")
+    sys.stdout.flush()
 
 
 def run_demo(config: Config, power_w: float = 10000.0, hold_s: float = 2.0) -> int:

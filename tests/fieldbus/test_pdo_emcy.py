@@ -9,9 +9,9 @@ import pytest
 from tests.fieldbus.helpers import Loop
 
 from bptd import emcy
+from bptd.codes import F_HEARTBEAT, F_RPDO_TIMEOUT
 from bptd.fieldbus import EmcyReceived, NodeState
 from bptd.sim import VirtualStation
-from bptd.sim.chipset import F_HEARTBEAT, F_RPDO_TIMEOUT
 
 DCDC1_RPDO1 = 0x23E
 

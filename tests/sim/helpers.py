@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from bptd.codes import DC_MINUS, DC_PLUS, module_bits
 from bptd.config import Config
-from bptd.sim.chipset import DC_MINUS, DC_PLUS, ChipsetModel, module_bits
+from bptd.sim.chipset import ChipsetModel
 from bptd.sim.module import ModuleModel
 from bptd.sim.plant import Plant
 from bptd.sim.vehicle import Vehicle, vehicle_spec
@@ -63,7 +64,7 @@ def connected(
     **vehicle: Any,
 ) -> Vehicle:
     """A vehicle plugged, routed, outputs and vehicle contactors closed (feedback settled)."""
-    from bptd.sim.chipset import SERIES
+    from bptd.codes import SERIES
 
     v = Vehicle(vehicle_spec(preset, **vehicle))
     v.cp = "C"

@@ -8,9 +8,9 @@ import sys
 
 import can
 
+from bptd.codes import DC_MINUS, DC_PLUS, module_bits
 from bptd.config import Config
 from bptd.paths import DBC_DIR
-from bptd.sim.chipset import DC_MINUS, DC_PLUS, module_bits
 from bptd.sim.probe import SimProbe
 from bptd.sim.station import VirtualStation
 

@@ -6,8 +6,7 @@ import pytest
 from tests.sim.helpers import Clock, arm, connected, sim_config
 
 from bptd import emcy
-from bptd.config import Config
-from bptd.sim.chipset import (
+from bptd.codes import (
     CP_A,
     CP_B,
     CP_C,
@@ -29,6 +28,7 @@ from bptd.sim.chipset import (
     SAFETY_FAULT,
     module_bits,
 )
+from bptd.config import Config
 from bptd.sim.plant import Plant
 from bptd.sim.vehicle import Vehicle, vehicle_spec
 

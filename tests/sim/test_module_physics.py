@@ -6,8 +6,11 @@ import pytest
 from tests.sim.helpers import Clock, connected, run_module, sim_config
 
 from bptd import emcy
+from bptd.codes import DC_OUTSIDE_SOA
+from bptd.codes import MODULE_FAULT as FAULT
+from bptd.codes import MODULE_RUNNING as RUNNING
 from bptd.config import Config
-from bptd.sim.module import DC_OUTSIDE_SOA, FAULT, RUNNING, efficiency
+from bptd.sim.module import efficiency
 from bptd.sim.plant import Plant
 
 

@@ -10,9 +10,9 @@ import canopen
 import pytest
 
 from bptd import emcy
+from bptd.codes import DC_MINUS, DC_PLUS, F_HEARTBEAT, module_bits
 from bptd.config import Config
 from bptd.profile import Profile
-from bptd.sim.chipset import DC_MINUS, DC_PLUS, F_HEARTBEAT, module_bits
 from bptd.sim.probe import SimProbe
 from bptd.sim.station import CAN_ERR_FLAG_BUSOFF, VirtualStation
 

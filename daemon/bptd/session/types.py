@@ -10,31 +10,52 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# value meanings of the profile objects (one definition: bptd.codes)
+from bptd.codes import (  # noqa: F401  (re-exported for the session modules)
+    CP_A,
+    CP_B,
+    CP_C,
+    CP_D,
+    CP_E,
+    CP_F,
+    CP_MODE_E,
+    CP_MODE_F,
+    CP_MODE_PWM,
+    CP_MODE_STEADY,
+    DC_MINUS,
+    DC_PLUS,
+    F_CONTACTOR,
+    F_CP_LOSS,
+    F_ESTOP,
+    F_HEARTBEAT,
+    F_INSULATION,
+    F_OVERVOLTAGE,
+    F_ROUTING,
+    F_RPDO_TIMEOUT,
+    FAULT_RESET_BIT,
+    IMD_FAULT,
+    IMD_MEASURING,
+    IMD_OFF,
+    IMD_VALID,
+    IMD_WARNING,
+    INSULATION_NOT_MEASURED_KOHM,
+    MODE_AC_POWER,
+    MODE_DC_VOLTAGE,
+    MODE_V2L,
+    MODULE_FAULT,
+    MODULE_OFF,
+    MODULE_RUNNING,
+    MODULE_SHIFT,
+    MODULE_STANDBY,
+    OUTPUTS,
+    SAFETY_ARMED,
+    SAFETY_FAULT,
+    SAFETY_INIT,
+    SAFETY_SAFE,
+    SERIES,
+    module_bits,
+)
 from bptd.session.states import EvPhase, FaultReason, State
-
-# Chipset constants (docs/canopen.md, chipset profile; the same numbers as bptd.sim.chipset)
-CP_A, CP_B, CP_C, CP_D, CP_E, CP_F = range(6)
-CP_MODE_STEADY, CP_MODE_PWM, CP_MODE_E, CP_MODE_F = 0, 1, 2, 3
-DC_PLUS, DC_MINUS, SERIES = 1 << 0, 1 << 1, 1 << 2
-OUTPUTS = DC_PLUS | DC_MINUS
-MODULE_SHIFT = 8
-IMD_OFF, IMD_MEASURING, IMD_VALID, IMD_WARNING, IMD_FAULT = range(5)
-SAFETY_INIT, SAFETY_SAFE, SAFETY_ARMED, SAFETY_FAULT = range(4)
-F_ESTOP, F_INSULATION, F_CP_LOSS, F_HEARTBEAT = 1, 2, 4, 8
-F_CONTACTOR, F_ROUTING, F_RPDO_TIMEOUT, F_OVERVOLTAGE = 16, 32, 64, 128
-INSULATION_NOT_MEASURED_KOHM = 65535
-# Module constants (dcdc / afe profile)
-MODULE_OFF, MODULE_STANDBY, MODULE_RUNNING, MODULE_FAULT = range(4)
-FAULT_RESET_BIT = 0x80
-MODE_AC_POWER, MODE_DC_VOLTAGE, MODE_V2L = 1, 2, 3
-
-
-def module_bits(modules: tuple[int, ...]) -> int:
-    """Contactor command bits routing ``modules`` (1..16) to a connector."""
-    bits = 0
-    for n in modules:
-        bits |= 1 << (MODULE_SHIFT + n - 1)
-    return bits
 
 
 # --------------------------------------------------------------------------- inputs

@@ -12,31 +12,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bptd import emcy
+from bptd.codes import (
+    CP_A,
+    CP_B,
+    CP_C,
+    CP_D,
+    CP_E,
+    CP_F,
+    CP_LETTERS,
+    CP_MODE_E,
+    CP_MODE_F,
+    CP_MODE_PWM,
+    CP_MODE_STEADY,
+    CP_VOLTS,
+    F_CONTACTOR,
+    F_CP_LOSS,
+    F_ESTOP,
+    F_HEARTBEAT,
+    F_INSULATION,
+    F_OVERVOLTAGE,
+    F_ROUTING,
+    F_RPDO_TIMEOUT,
+    IMD_FAULT,
+    IMD_MEASURING,
+    IMD_OFF,
+    IMD_VALID,
+    IMD_WARNING,
+    OUTPUTS,
+    SAFETY_ARMED,
+    SAFETY_FAULT,
+    SAFETY_INIT,
+    SAFETY_SAFE,
+)
 from bptd.config import SimConfig
 from bptd.emcy import Emcy
 from bptd.sim.vehicle import Vehicle
-
-CP_A, CP_B, CP_C, CP_D, CP_E, CP_F = range(6)
-CP_LETTERS = "ABCDEF"
-CP_VOLTS = (12.0, 9.0, 6.0, 3.0, 0.0, -12.0)
-
-CP_MODE_STEADY, CP_MODE_PWM, CP_MODE_E, CP_MODE_F = 0, 1, 2, 3
-
-DC_PLUS, DC_MINUS, SERIES = 1 << 0, 1 << 1, 1 << 2
-OUTPUTS = DC_PLUS | DC_MINUS
-MODULE_SHIFT = 8
-
-IMD_OFF, IMD_MEASURING, IMD_VALID, IMD_WARNING, IMD_FAULT = range(5)
-SAFETY_INIT, SAFETY_SAFE, SAFETY_ARMED, SAFETY_FAULT = range(4)
-
-F_ESTOP = 1 << 0
-F_INSULATION = 1 << 1
-F_CP_LOSS = 1 << 2
-F_HEARTBEAT = 1 << 3
-F_CONTACTOR = 1 << 4
-F_ROUTING = 1 << 5
-F_RPDO_TIMEOUT = 1 << 6
-F_OVERVOLTAGE = 1 << 7
 
 FAULT_EMCY = {
     F_ESTOP: emcy.ESTOP,
@@ -64,18 +74,6 @@ PARAMS = {
     "contactor_feedback_timeout_ms": 200,
     "max_inlet_voltage_v": 1050.0,
 }
-
-
-def module_bits(modules: list[int] | tuple[int, ...]) -> int:
-    """Contactor command bits routing ``modules`` (numbers 1..16) to a connector."""
-    bits = 0
-    for n in modules:
-        bits |= 1 << (MODULE_SHIFT + n - 1)
-    return bits
-
-
-def routed_modules(bits: int) -> list[int]:
-    return [n for n in range(1, 17) if bits & (1 << (MODULE_SHIFT + n - 1))]
 
 
 @dataclass

@@ -13,35 +13,37 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bptd import emcy
+from bptd.codes import (
+    AC_HARDWARE,
+    AC_HEARTBEAT,
+    AC_OVERTEMP,
+    AC_RPDO_TIMEOUT,
+    DC_DERATING,
+    DC_HARDWARE,
+    DC_HEARTBEAT,
+    DC_OUTSIDE_SOA,
+    DC_OVERCURRENT,
+    DC_OVERTEMP,
+    DC_OVERVOLTAGE,
+    DC_RPDO_TIMEOUT,
+    FAULT_RESET_BIT,
+    MODE_AC_POWER,
+    MODE_DC_VOLTAGE,
+    MODE_V2L,
+)
+from bptd.codes import MODULE_FAULT as FAULT
+from bptd.codes import MODULE_OFF as OFF
+from bptd.codes import MODULE_RUNNING as RUNNING
+from bptd.codes import MODULE_STANDBY as STANDBY
 from bptd.config import ModuleRatingsConfig, SimConfig
 from bptd.emcy import Emcy
 
-OFF, STANDBY, RUNNING, FAULT = 0, 1, 2, 3
-MODE_AC_POWER, MODE_DC_VOLTAGE, MODE_V2L = 1, 2, 3
-FAULT_RESET_BIT = 0x80
 #: current a module may use below its voltage window to charge its output capacitance
 PRECHARGE_CURRENT_A = 2.0
 
-# DC/DC fault word bits
-DC_OVERTEMP = 1 << 0
-DC_OVERVOLTAGE = 1 << 1
-DC_OVERCURRENT = 1 << 2
-DC_HEARTBEAT = 1 << 3
-DC_RPDO_TIMEOUT = 1 << 4
-DC_HARDWARE = 1 << 5
-DC_OUTSIDE_SOA = 1 << 6
-DC_DERATING = 1 << 7
 DC_LATCHED = (
     DC_OVERTEMP | DC_OVERVOLTAGE | DC_OVERCURRENT | DC_HEARTBEAT | DC_RPDO_TIMEOUT | DC_HARDWARE
 )
-
-# AFE fault word bits
-AC_OVERTEMP = 1 << 0
-AC_GRID_VOLTAGE = 1 << 1
-AC_GRID_FREQUENCY = 1 << 2
-AC_HEARTBEAT = 1 << 3
-AC_RPDO_TIMEOUT = 1 << 4
-AC_HARDWARE = 1 << 5
 
 COMM_BITS = {
     "heartbeat": (DC_HEARTBEAT, AC_HEARTBEAT, emcy.HEARTBEAT_LOST),

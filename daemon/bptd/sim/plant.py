@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from bptd.codes import OUTPUTS, SERIES, routed_modules
 from bptd.config import Config
-from bptd.sim.chipset import OUTPUTS, SERIES, ChipsetModel, routed_modules
+from bptd.sim.chipset import ChipsetModel
 from bptd.sim.module import ModuleModel
 from bptd.sim.vehicle import Vehicle
 

@@ -20,9 +20,10 @@ import canopen
 import structlog
 
 from bptd.canbus import BusSpec, parse_bus_spec
+from bptd.codes import DC_MINUS, DC_PLUS, SERIES, module_bits
 from bptd.config import Config
 from bptd.profile import Profile, load_profile
-from bptd.sim.chipset import DC_MINUS, DC_PLUS, SERIES, ChipsetModel, module_bits
+from bptd.sim.chipset import ChipsetModel
 from bptd.sim.module import ModuleModel
 from bptd.sim.node import SimNode
 from bptd.sim.plant import Plant
