@@ -324,6 +324,61 @@ def _connector_dir(
 
 
 @njit(cache=True, error_model="numpy")
+def _connector_both(
+    c,
+    v,
+    v_mod,
+    series,
+    n_alloc,
+    n_on,
+    tab,
+    lay,
+    mod_type,
+    mod_conn,
+    mod_in,
+    conn_in,
+    mod_out,
+    mod_code,
+):  # pragma: no cover - compiled
+    """Both directions of :func:`_connector_dir`: (charge cap, code, discharge cap, code)."""
+    cap0, code0 = _connector_dir(
+        c,
+        0,
+        v,
+        v_mod,
+        series,
+        n_alloc,
+        n_on,
+        tab,
+        lay,
+        mod_type,
+        mod_conn,
+        mod_in,
+        conn_in,
+        mod_out,
+        mod_code,
+    )
+    cap1, code1 = _connector_dir(
+        c,
+        1,
+        v,
+        v_mod,
+        series,
+        n_alloc,
+        n_on,
+        tab,
+        lay,
+        mod_type,
+        mod_conn,
+        mod_in,
+        conn_in,
+        mod_out,
+        mod_code,
+    )
+    return cap0, code0, cap1, code1
+
+
+@njit(cache=True, error_model="numpy")
 def _count(c, mod_conn, mod_in):  # pragma: no cover - compiled
     n_alloc = 0
     n_on = 0
@@ -353,26 +408,8 @@ def station_limits(
         series = conn_in[c, C_SERIES] > 0.5
         n_alloc, n_on = _count(c, mod_conn, mod_in)
         v_mod = v / n_alloc if series and n_alloc > 0 else v
-        cap0, code0 = _connector_dir(
+        cap0, code0, cap1, code1 = _connector_both(
             c,
-            0,
-            v,
-            v_mod,
-            series,
-            n_alloc,
-            n_on,
-            tab,
-            lay,
-            mod_type,
-            mod_conn,
-            mod_in,
-            conn_in,
-            mod_out,
-            mod_code,
-        )
-        cap1, code1 = _connector_dir(
-            c,
-            1,
             v,
             v_mod,
             series,
@@ -408,26 +445,8 @@ def envelope_vp(
     for k in range(volts.shape[0]):
         v = volts[k]
         v_mod = v / n_alloc if series and n_alloc > 0 else v
-        cap0, code0 = _connector_dir(
+        cap0, code0, cap1, code1 = _connector_both(
             c,
-            0,
-            v,
-            v_mod,
-            series,
-            n_alloc,
-            n_on,
-            tab,
-            lay,
-            mod_type,
-            mod_conn,
-            mod_in,
-            conn_in,
-            mod_out,
-            mod_code,
-        )
-        cap1, code1 = _connector_dir(
-            c,
-            1,
             v,
             v_mod,
             series,
@@ -487,26 +506,8 @@ def envelope_pq(
         for m in range(nm):
             if mod_conn[m] == c and mod_in[m, M_ONLINE] > 0.5:
                 mi[m, M_Q_VAR] = q / n_on
-        cap0, code0 = _connector_dir(
+        cap0, code0, cap1, code1 = _connector_both(
             c,
-            0,
-            v,
-            v_mod,
-            series,
-            n_alloc,
-            n_on,
-            tab,
-            lay,
-            mod_type,
-            mod_conn,
-            mi,
-            conn_in,
-            mod_out,
-            mod_code,
-        )
-        cap1, code1 = _connector_dir(
-            c,
-            1,
             v,
             v_mod,
             series,

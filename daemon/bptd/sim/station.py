@@ -97,26 +97,21 @@ class VirtualStation:
             )
         for m in self.config.modules:
             mm = self.plant.modules[m.n]
-            self.nodes[f"dcdc.{m.n}"] = SimNode(
-                self.network,
-                m.dcdc_node_id,
-                p["dcdc"],
-                m.serial_dcdc or SERIAL_BASE + 0x200 + m.n,
-                f"dcdc.{m.n}",
-                on_comm_fault=lambda k, mm=mm: mm.comm_fault(k, "dcdc"),
-                on_reset=mm.reset,
-                heartbeat_ms=m.heartbeat_ms,
+            stages = (
+                ("dcdc", m.dcdc_node_id, m.serial_dcdc, 0x200),
+                ("afe", m.afe_node_id, m.serial_afe, 0x300),
             )
-            self.nodes[f"afe.{m.n}"] = SimNode(
-                self.network,
-                m.afe_node_id,
-                p["afe"],
-                m.serial_afe or SERIAL_BASE + 0x300 + m.n,
-                f"afe.{m.n}",
-                on_comm_fault=lambda k, mm=mm: mm.comm_fault(k, "afe"),
-                on_reset=mm.reset,
-                heartbeat_ms=m.heartbeat_ms,
-            )
+            for stage, node_id, serial, base in stages:
+                self.nodes[f"{stage}.{m.n}"] = SimNode(
+                    self.network,
+                    node_id,
+                    p[stage],
+                    serial or SERIAL_BASE + base + m.n,
+                    f"{stage}.{m.n}",
+                    on_comm_fault=lambda k, mm=mm, stage=stage: mm.comm_fault(k, stage),
+                    on_reset=mm.reset,
+                    heartbeat_ms=m.heartbeat_ms,
+                )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> VirtualStation:
