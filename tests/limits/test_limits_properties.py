@@ -87,6 +87,7 @@ def cases(draw: st.DrawFn) -> Case:
             row[col_chg] = draw(strat)
             row[col_chg + 1] = -draw(strat)
         row[L.C_USER_AC_I] = draw(maybe(st.floats(0.0, 64.0), INF))
+        row[L.C_USER_AC_DIS_I] = draw(maybe(st.floats(0.0, 64.0), INF))
         row[L.C_EV_CHG_V_MAX] = draw(maybe(st.floats(0.0, 1_100.0), INF))
         row[L.C_EV_DIS_V_MIN] = draw(maybe(st.floats(0.0, 1_100.0), -INF))
         row[L.C_HARD_V_MAX] = draw(maybe(st.floats(0.0, 1_100.0), INF))
@@ -158,7 +159,7 @@ def test_no_output_exceeds_any_constraint(case: Case) -> None:
                 r.ac_current_per_phase_a * r.ac_voltage_max_v * r.ac_phases for r in ratings
             )
             assert within(p, s_max if d == 0 else s_max / 0.01)
-            iac = row[L.C_USER_AC_I]
+            iac = row[L.C_USER_AC_I if d == 0 else L.C_USER_AC_DIS_I]
             if iac < INF:
                 assert within(p, iac * 305.0 * 3 * (1.0 if d == 0 else 100.0))
     for m in range(len(case.mod_conn)):

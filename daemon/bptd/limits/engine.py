@@ -76,6 +76,7 @@ class ConnectorInputs(_Columns):
         "user_charge_power_w": L.C_USER_CHG_P,
         "user_discharge_power_w": L.C_USER_DIS_P,
         "user_ac_current_a": L.C_USER_AC_I,
+        "user_ac_discharge_current_a": L.C_USER_AC_DIS_I,
         "ev_charge_current_a": L.C_EV_CHG_I,
         "ev_discharge_current_a": L.C_EV_DIS_I,
         "ev_charge_power_w": L.C_EV_CHG_P,
@@ -232,8 +233,11 @@ class LimitsEngine:
         charge_power_w: float = _INF,
         discharge_power_w: float = -_INF,
         ac_current_a: float = _INF,
+        ac_discharge_current_a: float | None = None,
     ) -> None:
-        """Frontend / user limits (signed; ``0`` forbids a direction)."""
+        """Frontend / user limits (signed; ``0`` forbids a direction). ``ac_current_a`` is
+        the per-phase AC current while charging, and also while discharging unless
+        ``ac_discharge_current_a`` (a magnitude) is given."""
         self._check_connector(connector)
         row = self._conn_in[connector]
         row[L.C_USER_CHG_I] = charge_current_a
@@ -241,6 +245,9 @@ class LimitsEngine:
         row[L.C_USER_CHG_P] = charge_power_w
         row[L.C_USER_DIS_P] = discharge_power_w
         row[L.C_USER_AC_I] = ac_current_a
+        row[L.C_USER_AC_DIS_I] = (
+            ac_current_a if ac_discharge_current_a is None else (ac_discharge_current_a)
+        )
 
     def set_ev_limits(
         self,

@@ -22,6 +22,7 @@ from bptd.limits.layout import (
     C_HARD_CHG_P,
     C_HARD_V_MAX,
     C_SERIES,
+    C_USER_AC_DIS_I,
     C_USER_AC_I,
     C_USER_CHG_I,
     C_USER_CHG_P,
@@ -273,7 +274,7 @@ def _connector_dir(
     if not (cap > 0.0):
         return 0.0, code
     # connector AC per-phase current limit, shared equally over the online modules
-    iac = conn_in[c, C_USER_AC_I]
+    iac = conn_in[c, C_USER_AC_I] if d == 0 else conn_in[c, C_USER_AC_DIS_I]
     if not (iac >= 0.0):
         iac = 0.0
     if iac < _INF:

@@ -98,7 +98,7 @@ C_USER_CHG_I = 2
 C_USER_DIS_I = 3
 C_USER_CHG_P = 4
 C_USER_DIS_P = 5
-C_USER_AC_I = 6  # per-phase AC current for the whole connector, both directions
+C_USER_AC_I = 6  # per-phase AC current for the whole connector while charging
 C_EV_CHG_I = 7
 C_EV_DIS_I = 8
 C_EV_CHG_P = 9
@@ -110,7 +110,8 @@ C_HARD_DIS_I = 14
 C_HARD_CHG_P = 15
 C_HARD_DIS_P = 16
 C_HARD_V_MAX = 17
-C_NIN = 18
+C_USER_AC_DIS_I = 18  # per-phase AC current while discharging (magnitude)
+C_NIN = 19
 
 # --- per-connector outputs ``conn_out[connector, :]`` and module outputs ---------------
 O_CHG_I = 0

@@ -218,7 +218,7 @@ def _connector_limit(
             lowest, code = mag, mcode
     if not (cap > 0.0):
         return 0.0, code
-    i_ac = conn[L.C_USER_AC_I]
+    i_ac = conn[L.C_USER_AC_I] if d == 0 else conn[L.C_USER_AC_DIS_I]
     if not (i_ac >= 0.0):
         i_ac = 0.0
     if i_ac < _INF:

@@ -34,7 +34,7 @@ def default_conn_row() -> np.ndarray:
     inf = math.inf
     for col in (
         L.C_USER_CHG_I, L.C_USER_CHG_P, L.C_USER_AC_I, L.C_EV_CHG_I, L.C_EV_CHG_P,
-        L.C_EV_CHG_V_MAX, L.C_HARD_CHG_I, L.C_HARD_CHG_P, L.C_HARD_V_MAX,
+        L.C_EV_CHG_V_MAX, L.C_HARD_CHG_I, L.C_HARD_CHG_P, L.C_HARD_V_MAX, L.C_USER_AC_DIS_I,
     ):  # fmt: skip
         row[col] = inf
     for col in (
