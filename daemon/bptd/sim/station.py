@@ -311,14 +311,21 @@ class VirtualStation:
         return self.call(apply)
 
     def ev(
-        self, connector: str, cp: str | None = None, contactors: bool | None = None
+        self,
+        connector: str,
+        cp: str | None = None,
+        contactors: bool | None = None,
+        stop: bool | None = None,
     ) -> dict[str, Any]:
-        """Drive the vehicle side: the CP state it presents and its own contactors."""
+        """Drive the vehicle side: the CP state it presents, its own contactors, and whether
+        the driver wants charging to stop (``stop``, read by the virtual EVCC)."""
         ch = self._chipset(connector)
         if cp is not None and cp not in ("B", "C", "D"):
             raise SimActionError("invalid_argument", "cp must be 'B', 'C' or 'D'")
         if contactors is not None and not isinstance(contactors, bool):
             raise SimActionError("invalid_argument", "contactors must be true or false")
+        if stop is not None and not isinstance(stop, bool):
+            raise SimActionError("invalid_argument", "stop must be true or false")
         if ch.vehicle is None:
             raise SimActionError("wrong_state", f"no vehicle at {connector!r}")
 
@@ -328,6 +335,8 @@ class VirtualStation:
                 ch.vehicle.cp = cp
             if contactors is not None:
                 ch.vehicle.contactors_closed = contactors
+            if stop is not None:
+                ch.vehicle.wants_stop = stop
             return {"connector": connector, "vehicle": ch.vehicle.snapshot()}
 
         return self.call(apply)

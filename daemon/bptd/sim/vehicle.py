@@ -134,7 +134,12 @@ def vehicle_spec(preset: str = "bpt", **overrides: Any) -> VehicleSpec:
 
 @dataclass
 class Vehicle:
-    """A plugged vehicle: CP state it presents, its contactors and its battery."""
+    """A plugged vehicle: CP state it presents, its contactors and its battery.
+
+    ``wants_stop`` is the driver asking to end charging (the ``ev`` action's ``stop``); the
+    virtual EVCC (:mod:`bptd.sim.evcc`) reads it from the snapshot. A new plug starts with
+    it cleared, as a new ``Vehicle``.
+    """
 
     spec: VehicleSpec
     soc: float = field(default=0.0)
@@ -143,6 +148,7 @@ class Vehicle:
     current_a: float = 0.0
     charged_wh: float = 0.0
     discharged_wh: float = 0.0
+    wants_stop: bool = False
 
     def __post_init__(self) -> None:
         self.soc = self.spec.soc
@@ -178,6 +184,9 @@ class Vehicle:
             "current_a": round(self.current_a, 3),
             "charged_wh": round(self.charged_wh, 3),
             "discharged_wh": round(self.discharged_wh, 3),
+            "wants_stop": self.wants_stop,
+            "target_soc": self.spec.target_soc,
+            "min_soc": self.spec.min_soc,
             "limits": {
                 "max_charge_current_a": self.spec.max_charge_current_a,
                 "max_discharge_current_a": self.spec.max_discharge_current_a,
