@@ -1,29 +1,44 @@
-"""``bptctl``: every API command from the shell.
+"""``bptctl``: every API command from the shell, and a live view of the telemetry.
 
     bptctl status
     bptctl setpoint connector=ccs power_w=-5000
     bptctl --control ipc:///run/bptd/sim.sock sim action=plug connector=ccs vehicle=bpt
     bptctl --json status | jq .connectors
+    bptctl sessions limit=20
+    bptctl watch                      # live table of connectors, modules and events
+    bptctl watch --json event         # one JSON line per message of the topic
+    bptctl --control tcp://charger:5555 --server-key server.key status
 
 Arguments are ``key=value``; a value is read as JSON when it parses (numbers, true/false,
 null, lists, objects) and as a string otherwise. A refused request prints
-``error <code>: <message>`` on stderr and exits 1; a daemon that does not answer exits 3.
+``error <code>: <message>`` on stderr and exits 1; bad usage exits 2; a daemon that does
+not answer (or, for ``watch``, telemetry that does not come within ``--timeout``) exits 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import math
 import sys
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
-from bptd.api.client import Client
+import zmq
+
+from bptd.api.client import Client, Subscriber
 from bptd.api.protocol import ApiError, ErrorCode
+from bptd.errors import ConfigError
 
 DEFAULT_CONTROL = "ipc:///run/bptd/control.sock"
 DEFAULT_TELEMETRY = "ipc:///run/bptd/telemetry.sock"
-EXIT_REFUSED, EXIT_USAGE, EXIT_NO_DAEMON = 1, 2, 3
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NO_DAEMON, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EVENTS_SHOWN = 10
+REFRESH_TTY_S = 0.25  # the live table is redrawn at most this often on a terminal
+REFRESH_PLAIN_S = 1.0  # and a block appended at most this often otherwise
+CLEAR_HOME = "\x1b[H\x1b[2J"
 
 
 def parse_args_kv(items: Sequence[str]) -> dict[str, Any]:
@@ -38,6 +53,9 @@ def parse_args_kv(items: Sequence[str]) -> dict[str, Any]:
         except ValueError:
             out[key] = raw
     return out
+
+
+# ---------------------------------------------------------------------- formatting
 
 
 def _human(value: Any, indent: int = 0) -> str:
@@ -71,32 +89,425 @@ def _scalar(v: Any) -> str:
     return str(v)
 
 
+def _num(value: Any, digits: int = 1, unit: str = "", scale: float = 1.0) -> str:
+    """``12.3 A``; ``-`` for a missing or non-numeric value."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    text = f"{value * scale:.{digits}f}"
+    return f"{text} {unit}" if unit else text
+
+
+def _kw(value: Any) -> str:
+    return _num(value, 2, "kW", 1e-3)
+
+
+def _text(value: Any) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ",".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_text(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _limit(limits: Any, direction: str) -> str:
+    """``125.0 A (soa_power)`` from the ``limits`` object; ``-`` when absent."""
+    if not isinstance(limits, dict):
+        return "-"
+    current = _num(limits.get(f"{direction}_current_a"), 1, "A")
+    binding = limits.get(f"binding_{direction}")
+    return current if not binding else f"{current} ({_text(binding)})"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    """A plain text table; the columns whose index is in ``right`` are right-aligned."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _state(item: dict[str, Any]) -> str:
+    state = _text(item.get("state"))
+    fault = item.get("fault")
+    return f"{state}: {_text(fault)}" if fault else state
+
+
+def _allocation(c: dict[str, Any]) -> str:
+    """``1,2 parallel`` from ``allocation`` (status) or ``modules`` (telemetry)."""
+    alloc = c.get("allocation", c.get("modules"))
+    if isinstance(alloc, dict):
+        modules = _text(alloc.get("modules"))
+        topology = alloc.get("topology")
+        return f"{modules} {topology}" if topology and modules != "-" else modules
+    return _text(alloc)
+
+
+CONNECTOR_HEADERS = (
+    "connector",
+    "state",
+    "modules",
+    "voltage",
+    "current",
+    "power",
+    "setpoint",
+    "charge limit",
+    "discharge limit",
+    "energy in",
+    "energy out",
+)
+CONNECTOR_RIGHT = {3, 4, 5, 6, 9, 10}
+
+
+def connector_row(name: str, c: dict[str, Any]) -> list[str]:
+    return [
+        _text(c.get("connector", name)),
+        _state(c),
+        _allocation(c),
+        _num(c.get("voltage_v"), 1, "V"),
+        _num(c.get("current_a"), 1, "A"),
+        _kw(c.get("power_w")),
+        _kw(c.get("setpoint_w")),
+        _limit(c.get("limits"), "charge"),
+        _limit(c.get("limits"), "discharge"),
+        _num(c.get("energy_import_wh"), 1, "Wh"),
+        _num(c.get("energy_export_wh"), 1, "Wh"),
+    ]
+
+
+MODULE_HEADERS = (
+    "module",
+    "owner",
+    "state",
+    "voltage",
+    "current",
+    "power",
+    "ac power",
+    "temp",
+    "derating",
+)
+MODULE_RIGHT = {0, 3, 4, 5, 6, 7, 8}
+
+
+def module_row(n: str, m: dict[str, Any]) -> list[str]:
+    if m.get("state") is not None:
+        state = _text(m.get("state"))
+    elif m.get("dcdc_state") is None and m.get("afe_state") is None:
+        state = "-"
+    else:
+        state = "/".join(_text(m.get(k)) for k in ("dcdc_state", "afe_state"))
+    if m.get("online") is False:
+        state = "offline" if state == "-" else f"{state} offline"
+    owner = m.get("connector", m.get("owner"))
+    temperature = m.get("temperature_c", m.get("temp_c"))
+    return [
+        _text(m.get("module", n)),
+        _text(owner),
+        state,
+        _num(m.get("voltage_v"), 1, "V"),
+        _num(m.get("current_a"), 1, "A"),
+        _kw(m.get("power_w")),
+        _kw(m.get("ac_power_w")),
+        _num(temperature, 1, "degC"),
+        _num(m.get("derating"), 2),
+    ]
+
+
+def _module_order(key: str) -> tuple[int, str]:
+    return (int(key), "") if key.isdigit() else (1 << 30, key)
+
+
+def connectors_table(connectors: dict[str, Any]) -> str:
+    rows = [connector_row(k, v) for k, v in connectors.items() if isinstance(v, dict)]
+    return table(CONNECTOR_HEADERS, rows, CONNECTOR_RIGHT)
+
+
+def modules_table(modules: dict[str, Any]) -> str:
+    keys = sorted((str(k) for k in modules), key=_module_order)
+    rows = [module_row(k, modules[k]) for k in keys if isinstance(modules.get(k), dict)]
+    return table(MODULE_HEADERS, rows, MODULE_RIGHT)
+
+
+def station_line(station: Any) -> str:
+    if not isinstance(station, dict) or not station:
+        return "station: -"
+    parts = []
+    for key, value in station.items():
+        if key in ("t", "mono"):
+            continue
+        if key == "bus_load_percent":
+            parts.append(f"bus load {_num(value, 1, '%')}")
+        else:
+            parts.append(f"{key} {_text(value)}")
+    return "station: " + ", ".join(parts)
+
+
+def status_summary(result: Any) -> str | None:
+    """The readable form of the daemon's ``status``; None when ``result`` is not one."""
+    if not isinstance(result, dict) or not isinstance(result.get("connectors"), dict):
+        return None
+    if "station" not in result:
+        return None
+    parts = [station_line(result.get("station")), "", connectors_table(result["connectors"])]
+    modules = result.get("modules")
+    if isinstance(modules, dict) and modules:
+        parts += ["", modules_table(modules)]
+    return "\n".join(parts)
+
+
+SESSION_HEADERS = (
+    "session",
+    "connector",
+    "started",
+    "stopped",
+    "reason",
+    "energy in",
+    "energy out",
+)
+
+
+def sessions_table(result: Any) -> str | None:
+    """The readable form of the ``sessions`` result; None when ``result`` is not one."""
+    sessions = result.get("sessions") if isinstance(result, dict) else None
+    if not isinstance(sessions, list):
+        return None
+    if not sessions:
+        return "no sessions"
+    rows = [
+        [
+            _text(s.get("session_id"))[:8],
+            _text(s.get("connector")),
+            _text(s.get("started")),
+            _text(s.get("stopped")) if s.get("stopped") else "open",
+            _text(s.get("reason")),
+            _num(s.get("energy_import_wh"), 1, "Wh"),
+            _num(s.get("energy_export_wh"), 1, "Wh"),
+        ]
+        for s in sessions
+        if isinstance(s, dict)
+    ]
+    return table(SESSION_HEADERS, rows, {5, 6})
+
+
+HUMAN: dict[str, Callable[[Any], str | None]] = {
+    "status": status_summary,
+    "sessions": sessions_table,
+}
+
+
+def human_output(command: str, result: Any) -> str:
+    """The readable form of ``command``'s result: a summary where one fits, else a dump."""
+    special = HUMAN.get(command)
+    text = special(result) if special else None
+    return _human(result) if text is None else text
+
+
+# ---------------------------------------------------------------------- watch
+
+
+class WatchView:
+    """The latest message of every connector and module, and the last events."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.station: dict[str, Any] = {}
+        self.connectors: dict[str, dict[str, Any]] = {}
+        self.modules: dict[str, dict[str, Any]] = {}
+        self.events: collections.deque[str] = collections.deque(maxlen=EVENTS_SHOWN)
+        self.messages = 0
+        self.last_t = "-"
+
+    def update(self, topic: str, payload: dict[str, Any]) -> None:
+        self.messages += 1
+        self.last_t = _text(payload.get("t"))
+        kind, _, name = topic.partition(".")
+        if kind == "connector":
+            self.connectors[name or _text(payload.get("connector"))] = payload
+        elif kind == "module":
+            self.modules[name or _text(payload.get("module"))] = payload
+        elif kind == "station":
+            self.station = payload
+        elif kind == "event":
+            self.events.append(event_line(payload))
+
+    def render(self) -> str:
+        parts = [
+            f"bptd telemetry {self.endpoint}  at {self.last_t}  ({self.messages} messages)",
+            station_line(self.station),
+            "",
+            connectors_table(self.connectors),
+            "",
+            modules_table(self.modules),
+            "",
+            f"events (last {EVENTS_SHOWN}):",
+            *(self.events or ["-"]),
+        ]
+        return "\n".join(parts)
+
+
+def event_line(payload: dict[str, Any]) -> str:
+    """``12:00:00.123 state_change ccs  text`` for an ``event`` message."""
+    t = _text(payload.get("t"))
+    clock = t[11:23] if len(t) >= 23 else t
+    kind = _text(payload.get("kind"))
+    where = payload.get("connector", payload.get("module"))
+    text = payload.get("text", payload.get("detail"))
+    if text is None:
+        rest = {
+            k: v
+            for k, v in payload.items()
+            if k not in ("t", "mono", "kind", "connector", "module")
+        }
+        text = _text(rest) if rest else ""
+    cells = [clock, kind, _text(where) if where is not None else "", _text(text)]
+    return "  ".join(c for c in cells if c).rstrip()
+
+
+def watch(
+    endpoint: str,
+    topics: Sequence[str],
+    timeout_s: float,
+    count: int | None,
+    as_json: bool,
+    server_key: str | None,
+    client_keys: tuple[str, str] | None,
+    out: TextIO,
+) -> int:
+    """Stream telemetry to ``out``; the exit code of ``bptctl watch``."""
+    tty = out.isatty()
+    refresh_s = REFRESH_TTY_S if tty else REFRESH_PLAIN_S
+    view = WatchView(endpoint)
+    last_render = -math.inf
+    dirty = False
+
+    def render() -> None:
+        out.write((CLEAR_HOME if tty else "") + view.render() + "\n" + ("" if tty else "\n"))
+        out.flush()
+
+    with Subscriber(
+        endpoint, topics or ("",), server_key=server_key, client_keys=client_keys
+    ) as sub:
+        while count is None or view.messages < count:
+            message = sub.recv(timeout_s)
+            if message is None:
+                if dirty and not as_json:
+                    render()
+                print(
+                    f"error {ErrorCode.TIMEOUT}: no telemetry from {endpoint} within {timeout_s} s",
+                    file=sys.stderr,
+                )
+                return EXIT_NO_DAEMON
+            topic, payload = message
+            view.update(topic, payload)
+            if as_json:
+                out.write(json.dumps({"topic": topic, "payload": payload}, sort_keys=True) + "\n")
+                out.flush()
+                continue
+            dirty = True
+            now = time.monotonic()
+            if now - last_render >= refresh_s:
+                render()
+                last_render, dirty = now, False
+        if dirty and not as_json:
+            render()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- main
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bptctl", description="Command line for the bptd API.")
+    p = argparse.ArgumentParser(
+        prog="bptctl",
+        description="Command line for the bptd API.",
+        epilog="commands: every API command (status, setpoint, sim, ...), 'sessions' "
+        "(a table of the recorded sessions) and 'watch [topics...]' (live telemetry).",
+    )
     p.add_argument("--control", default=DEFAULT_CONTROL, help="command socket endpoint")
     p.add_argument("--telemetry", default=DEFAULT_TELEMETRY, help="telemetry socket endpoint")
     p.add_argument("--json", action="store_true", help="machine output (the reply's result)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply")
-    p.add_argument("command", help="API command (status, setpoint, sim, ...)")
-    p.add_argument("args", nargs="*", help="key=value arguments")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for a reply (watch: for the next message)",
+    )
+    p.add_argument(
+        "--server-key",
+        metavar="KEY",
+        help="the server's CURVE public key (Z85 or a .key file), for tcp:// endpoints",
+    )
+    p.add_argument(
+        "--client-key",
+        metavar="KEY",
+        help="this client's CURVE secret key (Z85 or a .key_secret file), when the server "
+        "accepts listed clients only; default: a fresh key",
+    )
+    p.add_argument("--count", type=int, help="watch: exit after this many messages")
+    p.add_argument("command", help="API command (status, setpoint, sim, ...), sessions or watch")
+    p.add_argument("args", nargs="*", help="key=value arguments (watch: topics)")
     return p
 
 
+def _client_keys(secret: str | None) -> tuple[str, str] | None:
+    if not secret:
+        return None
+    from bptd.api.security import load_key
+
+    key = load_key(secret, "client key", secret=True)
+    return zmq.curve_public(key.encode()).decode(), key
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_intermixed_args(argv)
+    if args.count is not None and args.count < 1:
+        print("bptctl: --count must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
     try:
+        client_keys = _client_keys(args.client_key)
+        if args.command == "watch":
+            return watch(
+                args.telemetry,
+                args.args,
+                args.timeout,
+                args.count,
+                args.json,
+                args.server_key,
+                client_keys,
+                sys.stdout,
+            )
         kv = parse_args_kv(args.args)
-    except ValueError as exc:
+        with Client(
+            args.control,
+            timeout_s=args.timeout,
+            server_key=args.server_key,
+            client_keys=client_keys,
+        ) as client:
+            result = client.call(args.command, **kv)
+    except (ValueError, ConfigError) as exc:
         print(f"bptctl: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    with Client(args.control, timeout_s=args.timeout) as client:
-        try:
-            result = client.call(args.command, **kv)
-        except ApiError as exc:
-            print(f"error {exc.code}: {exc.message}", file=sys.stderr)
-            return EXIT_NO_DAEMON if exc.code == ErrorCode.TIMEOUT else EXIT_REFUSED
+    except zmq.ZMQError as exc:  # an endpoint ZeroMQ cannot parse or reach
+        print(f"bptctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ApiError as exc:
+        print(f"error {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_NO_DAEMON if exc.code == ErrorCode.TIMEOUT else EXIT_REFUSED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
-        print(_human(result))
-    return 0
+        print(human_output(args.command, result))
+    return EXIT_OK

@@ -3,12 +3,17 @@
 The owner registers :attr:`CommandServer.socket` in its own ``zmq.Poller`` and calls
 :meth:`CommandServer.serve_pending` when it is readable, so requests are served in the
 thread that owns the state (the control loop, or the simulator's main loop).
+:meth:`CommandServer.serve_until` is the same loop for a thread of its own.
+
+``ipc://`` endpoints get their directory created and the socket file its mode and group;
+``tcp://`` endpoints are bound only with CURVE keys (:mod:`bptd.api.security`).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +21,7 @@ import structlog
 import zmq
 
 from bptd.api.protocol import ApiError, ErrorCode, error_reply, ok_reply, split_request
+from bptd.api.security import CurveConfig, CurveServerGuard, check_endpoint
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +38,7 @@ def prepare_ipc(endpoint: str) -> pathlib.Path | None:
 
 
 def secure_ipc(path: pathlib.Path | None, mode: int = 0o660, group: str = "") -> None:
+    """Give the socket file of an ``ipc://`` endpoint its mode and (when named) group."""
     if path is None or not path.exists():
         return
     os.chmod(path, mode)
@@ -42,7 +49,11 @@ def secure_ipc(path: pathlib.Path | None, mode: int = 0o660, group: str = "") ->
 
 
 class CommandServer:
-    """ROUTER socket bound at ``endpoint``; ``handler(request) -> result`` or raises ApiError."""
+    """ROUTER socket bound at ``endpoint``; ``handler(request) -> result`` or raises ApiError.
+
+    ``curve`` is required for ``tcp://`` endpoints (ConfigError without it) and ignored for
+    ``ipc://`` ones; with ``curve.client_keys`` only those clients may connect.
+    """
 
     def __init__(
         self,
@@ -51,18 +62,36 @@ class CommandServer:
         context: zmq.Context[Any] | None = None,
         mode: int = 0o660,
         group: str = "",
+        curve: CurveConfig | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.handler = handler
         self._ctx = context or zmq.Context.instance()
+        keys = check_endpoint(endpoint, curve)  # ConfigError before anything is opened
+        self._guard: CurveServerGuard | None = None
         self.socket: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        self.socket.setsockopt(zmq.MAXMSGSIZE, 1 << 20)
-        ipc = prepare_ipc(endpoint)
-        self.socket.bind(endpoint)
-        secure_ipc(ipc, mode, group)
+        try:
+            self.socket.setsockopt(zmq.LINGER, 0)
+            self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+            self.socket.setsockopt(zmq.MAXMSGSIZE, 1 << 20)
+            if keys is not None:
+                self._guard = CurveServerGuard(self._ctx, keys)
+                self._guard.apply(self.socket)
+            ipc = prepare_ipc(endpoint)
+            self.socket.bind(endpoint)
+            secure_ipc(ipc, mode, group)
+            # what was bound: tcp://127.0.0.1:* becomes tcp://127.0.0.1:<port>
+            self.bound_endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        except BaseException:
+            self.close()
+            raise
         self.served = 0
+        log.debug("api_socket_bound", endpoint=endpoint, curve=self._guard is not None)
+
+    @property
+    def curve(self) -> bool:
+        """True when the socket speaks CURVE."""
+        return self._guard is not None
 
     def serve_pending(self, limit: int = 100) -> int:
         """Answer up to ``limit`` waiting requests without blocking; return how many."""
@@ -109,5 +138,23 @@ class CommandServer:
             log.exception("api_internal_error", cmd=request.get("cmd"))
             return error_reply(rid, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
 
+    def serve_until(self, stop: threading.Event, poll_ms: int = 50) -> None:
+        """Answer requests in the calling thread until ``stop`` is set."""
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        while not stop.is_set():
+            if poller.poll(poll_ms):
+                self.serve_pending()
+
     def close(self) -> None:
-        self.socket.close(0)
+        """Close the socket and leave the CURVE authenticator (idempotent)."""
+        if not self.socket.closed:
+            self.socket.close(0)
+        if self._guard is not None:
+            self._guard.close()
+
+    def __enter__(self) -> CommandServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
