@@ -58,6 +58,11 @@ class ApiConfig:
     telemetry: str = "ipc:///run/bptd/telemetry.sock"
     socket_group: str = ""
     socket_mode: int = 0o660
+    # CURVE (required for tcp:// endpoints): Z85 keys or paths to zmq certificate files
+    curve_secret_key: str = ""
+    curve_public_key: str = ""
+    curve_client_keys: tuple[str, ...] = ()  # allowed client public keys; empty: any
+    hlc_timeout_s: float = 2.0  # EV data from the hlc frontend expires after this
 
 
 @dataclass(frozen=True)
@@ -285,6 +290,18 @@ def _validate(cfg: Config, problems: list[str]) -> None:
         boot_timeout_s=cfg.can.boot_timeout_s,
         rpdo_refresh_ms=cfg.can.rpdo_refresh_ms,
     )
+    for ep in ("control", "telemetry"):
+        endpoint = getattr(cfg.api, ep)
+        if not isinstance(endpoint, str) or not endpoint.startswith(("ipc://", "tcp://")):
+            problems.append(f"api.{ep}: must be an ipc:// or tcp:// endpoint, got {endpoint!r}")
+        elif endpoint.startswith("tcp://") and not (
+            cfg.api.curve_secret_key and cfg.api.curve_public_key
+        ):
+            problems.append(
+                f"api.{ep}: tcp endpoints need CURVE keys (api.curve_secret_key and "
+                "api.curve_public_key); use ipc:// on the board"
+            )
+    _positive(problems, "api", hlc_timeout_s=cfg.api.hlc_timeout_s)
     if cfg.can.consumer_factor < 1.5:
         problems.append("can.consumer_factor: must be at least 1.5 (CiA 301 practice: 1.5-3)")
     r = cfg.module_ratings

@@ -258,17 +258,21 @@ class Fieldbus(NodeLifecycle):
     def staged(self, key: str) -> dict[str, float]:
         return self._pdo(key).staged()
 
-    def flush(self, now: float) -> int:
+    def flush(self, now: float, inhibit_s: float | None = None) -> int:
         """Send changed RPDOs (after ``rpdo_inhibit_ms``) and refresh every RPDO each
-        ``rpdo_refresh_ms``, to OPERATIONAL nodes only. Returns the frames sent."""
+        ``rpdo_refresh_ms``, to OPERATIONAL nodes only. Returns the frames sent.
+
+        ``inhibit_s`` overrides the inhibit time for this call: the control loop passes a
+        shorter one right after a command, so a new setpoint leaves at once."""
         link = self._link
         if link is None:
             return 0
+        inhibit = self._inhibit_s if inhibit_s is None else inhibit_s
         sent = 0
         for key, node in self._nodes.items():
             if node.state is not NodeState.OPERATIONAL:
                 continue
-            for r in self._pdos[key].due(now, self._inhibit_s, self._refresh_s):
+            for r in self._pdos[key].due(now, inhibit, self._refresh_s):
                 try:
                     link.send(r.cob_id, r.frame())
                 except Exception as exc:

@@ -74,6 +74,8 @@ def find_fault(
     """The first fault condition in the inputs, in order of severity, or None."""
     chip = inp.chipset
     if chip is None:
+        if s.state is State.IDLE:
+            return None  # nothing to protect: the connector is unavailable, not faulted
         return FaultReason.CHIPSET_LOST, "chipset node not operational"
     if int(chip.get("estop", 0)):
         return FaultReason.ESTOP, "e-stop input active"

@@ -232,7 +232,7 @@ class EvccLogic:
             "target_voltage_v": battery_v if before_delivery else max_v,
             "target_current_a": max_charge_a,
             "present_voltage_v": battery_v,
-            "soc": _num(vehicle.get("soc")),
+            "soc": round(_num(vehicle.get("soc")) * 100.0, 3),  # percent, as ISO 15118
             "contactors_closed": self.contactors,
         }
 

@@ -69,6 +69,8 @@ AFE_COMMANDS = {
     "v2l_frequency_hz": 50.0,
 }
 
+SMALL_CURRENT_A = 2.5  # output-capacitance charging current accepted outside the SOA window
+
 
 def efficiency(power_w: float, voltage_v: float, peak: float = 0.955) -> float:
     """Conversion efficiency of one module at a DC power and voltage (the sim's map)."""
@@ -346,13 +348,15 @@ class ModuleModel:
         r = self.ratings
         sp = self._active
         outside = False
+        # a few amperes outside the window are the output capacitance being charged for a
+        # cable check / precharge, which a module does in voltage mode from 0 V
         if self.running and self.voltage_v > 1.0:
             if (
-                sp.charge_limit_a > 0
+                sp.charge_limit_a > SMALL_CURRENT_A
                 and not r.min_charge_voltage_v <= self.voltage_v <= r.max_voltage_v
             ):
                 outside = True
-            if sp.discharge_limit_a > 0 and not (
+            if sp.discharge_limit_a > SMALL_CURRENT_A and not (
                 r.min_discharge_voltage_v <= self.voltage_v <= r.max_voltage_v
             ):
                 outside = True
