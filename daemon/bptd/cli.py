@@ -36,11 +36,40 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     station = VirtualStation(cfg, spec)
+    evcc = None
     try:
         station.start()
+        if args.daemon:
+            from bptd.sim.evcc import VirtualEvcc
+
+            evcc = VirtualEvcc(station, args.daemon).start()
         serve(station, args.control or "ipc:///run/bptd/sim.sock", stop)
     finally:
+        if evcc is not None:
+            evcc.close()
         station.close()
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bptd.daemon.app import Daemon, DaemonOptions
+
+    cfg = load_config(args.config)
+    if args.can:
+        parse_bus_spec(args.can)
+    options = DaemonOptions(
+        sim=args.sim,
+        can=args.can,
+        control=args.control,
+        telemetry=args.telemetry,
+        records_dir=args.records,
+        evcc=not args.no_evcc,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    daemon = Daemon(cfg, options).start()
+    daemon.run(stop)
     return 0
 
 
@@ -99,7 +128,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--control", help="ZeroMQ endpoint of the sim socket", default="ipc:///run/bptd/sim.sock"
     )
+    p.add_argument(
+        "--daemon",
+        metavar="ENDPOINT",
+        help="the daemon's command socket: the virtual EVCC plays the CCS vehicles' "
+        "ISO 15118 side through its hlc commands",
+    )
     p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser(
+        "run",
+        help="the daemon: CANopen master, charge sessions, limits, ZeroMQ API",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_common(p)
+    p.add_argument("--sim", action="store_true", help="run the virtual station in-process")
+    p.add_argument("--can", help="CAN spec (default: the config's can.bus)")
+    p.add_argument("--control", help="command socket endpoint (default: api.control)")
+    p.add_argument("--telemetry", help="telemetry socket endpoint (default: api.telemetry)")
+    p.add_argument(
+        "--records", help="directory of the session journal (default: records.dir)"
+    )
+    p.add_argument(
+        "--no-evcc",
+        action="store_true",
+        help="with --sim: do not play the vehicles' ISO 15118 side (a real frontend does)",
+    )
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", help="a bidirectional session on the in-process virtual station")
     _add_common(p)
