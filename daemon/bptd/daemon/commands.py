@@ -230,8 +230,36 @@ class Commands:
 
     def setpoint(self, args: dict[str, Any]) -> Any:
         s = self._session(args)
-        return {"connector": s.name,
-                **s.setpoint(args["power_w"], args.get("reactive_power_var"))}  # fmt: skip
+        result = s.setpoint(args["power_w"], args.get("reactive_power_var"))
+        return {"connector": s.name, **result, **self._available(s.name, result["power_w"])}
+
+    def _available(self, name: str, power_w: float) -> dict[str, Any]:
+        """What the connector can deliver of ``power_w`` now: every limit in force (module
+        SOA at the present voltage, derating, EV, user and hard limits), or the ratings of
+        the allocated modules while the output is not yet live."""
+        loop = self.loop
+        cr = loop.connectors[name]
+        lim = loop.engine.limits
+        mods = cr.allocation[0]
+        rc = loop.cfg.module_ratings
+        live = cr.voltage_v >= rc.min_charge_voltage_v
+        if power_w >= 0:
+            cap = float(lim.charge_power_w[cr.index]) if live else rc.max_charge_power_w * len(mods)
+            binding = cr.binding[0] if live else "module_rating"
+        else:
+            cap = (
+                -float(lim.discharge_power_w[cr.index])
+                if live
+                else (rc.max_discharge_power_w * len(mods))
+            )
+            binding = cr.binding[1] if live else "module_rating"
+        if not mods:
+            return {"available_power_w": None, "limited_by": "no_modules"}
+        effective = max(-cap, min(cap, power_w))
+        return {
+            "available_power_w": round(effective, 1),
+            "limited_by": binding if abs(effective) < abs(power_w) else None,
+        }
 
     def set_limits(self, args: dict[str, Any]) -> Any:
         s = self._session(args)

@@ -23,6 +23,10 @@ def _r(value: float | None, digits: int = 3) -> float | None:
     return round(float(value), digits)
 
 
+def _cp(value: float | None) -> str | None:
+    return None if value is None or not 0 <= int(value) <= 5 else "ABCDEF"[int(value)]
+
+
 def station(loop: ControlLoop, now: float) -> dict[str, Any]:
     fb = loop.fb
     load = fb.bus_load(now)
@@ -78,6 +82,9 @@ def connector(loop: ControlLoop, name: str, now: float) -> dict[str, Any]:
         "requested_current_a": _r(s.last_power.requested_current_a),
         "applied_current_a": _r(cr.applied_current_a),
         "voltage_v": _r(cr.voltage_v, 2),
+        "output_voltage_v": _r(loop.fb.values(f"chipset.{name}").get("hv_voltage_v"), 1),
+        "contactor_feedback": loop.fb.values(f"chipset.{name}").get("contactor_feedback"),
+        "cp_state": _cp(loop.fb.values(f"chipset.{name}").get("cp_state")),
         "current_a": _r(cr.current_a, 3),
         "power_w": _r(cr.power_w, 1),
         "limits": {
