@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="a bidirectional session on the in-process virtual station")
     _add_common(p)
-    p.set_defaults(func=_cmd_demo, log_level="warning", log_format="console")
+    p.set_defaults(func=_cmd_demo, log_level="error", log_format="console")
 
     p = sub.add_parser(
         "warm-cache",
