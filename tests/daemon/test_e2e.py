@@ -212,3 +212,17 @@ def test_v2v_one_vehicle_charges_another_through_the_ac_bus(
     with pytest.raises(ApiError) as exc:
         st.call("setpoint", connector="left", power_w=1e9)
     assert exc.value.code == "out_of_range"
+
+
+def test_every_command_is_documented(station: Station) -> None:
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    headings = " ".join(re.findall(r"^### (.+)$", doc, flags=re.M))
+    commands = station.call("commands")
+    spec = {"ping", "status", "config", "authorize", "allocate", "set_limits", "set_mode",
+            "setpoint", "start", "stop", "reset", "supervisor_request", "module", "sim"}  # fmt: skip
+    assert spec <= set(commands)
+    missing = [name for name in commands if f"`{name}`" not in headings]
+    assert not missing, f"commands without a section in docs/api.md: {missing}"
