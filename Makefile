@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SYSDEPS := $(VENV)/.system-deps
 
 .PHONY: all venv demo test lint bench dbc clean warm-cache
 
@@ -14,12 +15,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+$(SYSDEPS): tools/system-deps.sh $(STAMP)
+	bash tools/system-deps.sh
+	@touch $(SYSDEPS)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bptd demo
 
-test: $(STAMP)
+test: $(STAMP) $(SYSDEPS)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -56,3 +56,14 @@ def test_can0_runs_at_500_kbit_with_bus_off_restart() -> None:
     assert n["Match"]["Name"] == "can0"
     assert n["CAN"]["BitRate"] == "500000"
     assert n["CAN"]["RestartSec"].endswith("ms")
+
+
+def test_service_runs_the_daemon_on_the_example_config() -> None:
+    s = _unit("bptd.service")["Service"]
+    assert s["ExecStart"] == "/usr/bin/bptd run --config /etc/bptd/bptd.toml"
+    r = subprocess.run(
+        [sys.executable, "-m", "bptd.cli", "check-config", "--config",
+         str(UNITS / "bptd.toml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
