@@ -242,3 +242,51 @@ def test_every_command_is_documented(station: Station) -> None:
     assert spec <= set(commands)
     missing = [name for name in commands if f"`{name}`" not in headings]
     assert not missing, f"commands without a section in docs/api.md: {missing}"
+
+
+def test_losing_a_module_stops_only_its_connector(
+    reference_config: Config, make_station: Any
+) -> None:
+    st: Station = make_station(two_ccs(reference_config))
+    st.start_session("left", [1])
+    st.start_session("right", [2])
+    st.call("setpoint", connector="left", power_w=4000)
+    st.call("setpoint", connector="right", power_w=-4000)
+    st.wait("connector.left", near(4000), 10.0)
+    st.wait("connector.right", near(-4000), 10.0)
+    st.call("sim", action="fault", kind="module_heartbeat_loss", module=2)
+    fault = st.wait("event", lambda e: e["kind"] == "fault", 5.0, "a fault")
+    assert fault["connector"] == "right" and fault["reason"] == "module_lost"
+    st.wait("connector.right", lambda p: abs(p["current_a"] or 0.0) < 1.0, 5.0, "right at 0 A")
+    for _ in range(5):  # the other connector keeps running, message after message
+        left = st.wait("connector.left", lambda p: True, 5.0)
+        assert left["state"] == "energy_transfer" and abs(left["power_w"] - 4000) <= TOLERANCE_W
+
+
+def test_vendor_request_codes_run_a_session(station: Station) -> None:
+    station.call("sim", action="plug", connector="ccs", vehicle="bpt")
+    station.wait_state("ccs", "connected")
+    assert station.call("supervisor_request", connector="ccs", code=1)["state"] == "authorized"
+    r = station.call(
+        "supervisor_request", connector="ccs", code=3, bidirectional=True, configuration=1
+    )
+    assert r["modules"] == [1, 2]
+    station.wait_state("ccs", "energy_transfer", 30.0)
+    station.call("setpoint", connector="ccs", power_w=-6000)
+    station.wait("connector.ccs", near(-6000), 10.0)
+    station.call("supervisor_request", connector="ccs", code=4)
+    station.wait_state("ccs", "finished", 15.0)
+    assert station.call("supervisor_request", connector="ccs", code=7)["state"] == "authorized"
+
+
+def test_a_silent_hlc_frontend_ends_the_transfer(station: Station) -> None:
+    station.start_session("ccs", [1, 2])
+    station.call("setpoint", connector="ccs", power_w=5000)
+    station.wait("connector.ccs", near(5000), 10.0)
+    station.daemon.evcc.close()  # the frontend stops talking; the vehicle stays as it was
+    stop = station.wait(
+        "event", lambda e: e["kind"] == "state_changed" and e["to"] == "stopping", 10.0
+    )
+    assert "contactors open" in stop["text"]
+    msg = station.wait("connector.ccs", lambda p: p["state"] == "finished", 15.0)
+    assert abs(msg["current_a"]) < 1.0 and msg["ev"]["present"] is False

@@ -201,10 +201,11 @@ def _welding(s: ConnectorSession, now: float, inp: ConnectorInputs) -> None:
     if hv < DEAD_VOLTAGE_V:
         s.transition(Trigger.WELDING_PASSED, f"output {hv:.0f} V, contactors open")
     elif elapsed > cfg.welding_timeout_s:
-        if inp.ev.contactors_closed:
-            s.events.append(
-                Notice(now, "ev_contactors_closed", f"inlet at {hv:.0f} V: EV contactors closed")
-            )
+        if inp.ev.contactors_closed or not inp.ev.present:
+            # our feedback says open: the live inlet is the vehicle's side (it says so, or
+            # it no longer says anything), not a welded contactor of ours
+            why = "EV contactors closed" if inp.ev.present else "no word from the vehicle"
+            s.events.append(Notice(now, "ev_contactors_closed", f"inlet at {hv:.0f} V: {why}"))
             s.transition(Trigger.WELDING_PASSED, "our contactors open; EV side still closed")
         else:
             s.fail(FaultReason.WELDING_DETECTED, f"output still {hv:.0f} V after opening")
