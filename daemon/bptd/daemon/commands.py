@@ -457,6 +457,7 @@ def _finite(x: float) -> float:
 
 
 def _brief(args: dict[str, Any]) -> dict[str, Any]:
-    """Arguments for a log line: short values only."""
-    return {k: (v if not isinstance(v, str) else v[:60]) for k, v in list(args.items())[:12]
+    """Arguments for a log line: short values only; names the log call uses itself get arg_."""
+    return {(f"arg_{k}" if k in ("self", "event", "ok", "code", "error") else k):
+            (v if not isinstance(v, str) else v[:60]) for k, v in list(args.items())[:12]
             if k not in ("cmd", "id")}  # fmt: skip

@@ -85,7 +85,7 @@ def _one(name: str, value: Any, arg: Arg) -> Any:
                 value = int(value)
             else:
                 raise _bad(f"{name} must be an integer")
-        _range(name, float(value), arg)
+        _number(name, value, arg)  # also refuses ints beyond 2**53 (no float overflow)
         return int(value)
     if arg.kind == "int_list":
         if not isinstance(value, list) or len(value) > 64:
