@@ -38,6 +38,22 @@ class ApiError(BptdError):
 
 
 MAX_REQUEST_BYTES = 64 * 1024
+MAX_DEPTH = 32  # nesting of arrays / objects in a request (no command needs more than 3)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            deepest = max(deepest, d)
+            if d > MAX_DEPTH:
+                return d
+            stack.extend((x, d + 1) for x in v)
+    return deepest
 
 
 def parse_request(frame: bytes) -> tuple[Any, dict[str, Any]]:
@@ -50,6 +66,8 @@ def parse_request(frame: bytes) -> tuple[Any, dict[str, Any]]:
         raise ApiError(ErrorCode.BAD_REQUEST, f"request is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ApiError(ErrorCode.BAD_REQUEST, "request must be a JSON object")
+    if _depth(obj) > MAX_DEPTH:
+        raise ApiError(ErrorCode.BAD_REQUEST, f"request nested deeper than {MAX_DEPTH} levels")
     rid = obj.get("id")
     cmd = obj.get("cmd")
     if not isinstance(cmd, str) or not cmd:
@@ -79,7 +97,7 @@ def _clean(value: Any) -> Any:
 
 def ok_reply(rid: Any, result: Any) -> bytes:
     return json.dumps(
-        {"id": rid, "ok": True, "result": _clean(result)}, allow_nan=False, default=str
+        {"id": _clean(rid), "ok": True, "result": _clean(result)}, allow_nan=False, default=str
     ).encode()
 
 

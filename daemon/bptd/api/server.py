@@ -120,7 +120,13 @@ class CommandServer:
                 None, ErrorCode.BAD_REQUEST, f"expected one JSON frame, got {len(body_frames)}"
             )
         else:
-            reply = self._reply_for(body_frames[0])
+            try:
+                reply = self._reply_for(body_frames[0])
+            except Exception as exc:  # last resort: the request is answered, the loop lives
+                log.exception("api_reply_failed")
+                reply = error_reply(
+                    None, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"
+                )
         try:
             self.socket.send_multipart([*envelope, reply], zmq.NOBLOCK)
         except zmq.ZMQError as exc:

@@ -227,7 +227,7 @@ class VirtualStation:
         self._actions.put((fn, fut))
         return fut.result(timeout)
 
-    def action(self, name: str, **args: Any) -> dict[str, Any]:
+    def action(self, name: str, /, **args: Any) -> dict[str, Any]:
         """One ``sim`` API action by name; raises :class:`SimActionError` on bad input."""
         handlers: dict[str, Callable[..., dict[str, Any]]] = {
             "plug": self.plug,
