@@ -17,6 +17,7 @@ from bench.common import format_table
 BENCHES = [
     "bench.bench_limits",
     "bench.bench_fieldbus",
+    "bench.bench_daemon",
 ]
 
 

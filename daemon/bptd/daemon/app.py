@@ -82,6 +82,8 @@ class Daemon:
         #: tick start lateness against the schedule (s), for the jitter figure
         self.lateness_s: collections.deque[float] = collections.deque(maxlen=20000)
         self.periods_s: collections.deque[float] = collections.deque(maxlen=20000)
+        #: CPU time of the loop thread (``time.thread_time``), updated once per tick
+        self.loop_cpu_s = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._errors_in_row = 0
@@ -188,6 +190,7 @@ class Daemon:
                 healthy = self._safe_tick(now)
                 self.watchdog.loop_tick(now, healthy)
                 self._service_status(now, boot_deadline)
+                self.loop_cpu_s = time.thread_time()
                 next_t += period
                 if now - next_t > 5 * period:  # overrun: start a new schedule
                     next_t = now + period

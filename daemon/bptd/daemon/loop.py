@@ -117,6 +117,8 @@ class ControlLoop:
             c.name: ConnectorRuntime(c.name, i) for i, c in enumerate(config.connectors)
         }
         self.modules = {m.n: ModuleRuntime(m.n, i) for i, m in enumerate(config.modules)}
+        #: fieldbus keys of every module's nodes, (dcdc, afe), built once
+        self._node_keys = {n: (f"dcdc.{n}", f"afe.{n}") for n in self.modules}
         rc = config.module_ratings
         for mr in self.modules.values():
             mr.settings.ramp_w_per_s = rc.max_ramp_w_per_s
@@ -152,9 +154,11 @@ class ControlLoop:
         self.ticks = 0
         self.tick_errors = 0
         self.started = time.monotonic()
-        #: (received, handed to the bus) perf_counter pairs of commands that ran a tick
+        #: seconds from an urgent command's arrival (``command_received``) to the return of
+        #: the first flush, from the tick it ran on, that handed RPDOs to the bus (a flush
+        #: that sent nothing, e.g. every changed RPDO still inhibited, does not count)
         self.command_latency_s: collections.deque[float] = collections.deque(maxlen=10000)
-        self._pending_commands: list[float] = []
+        self._pending_commands: collections.deque[float] = collections.deque(maxlen=1000)
         self.bus_events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
 
     # ------------------------------------------------------------------ tick
@@ -170,8 +174,8 @@ class ControlLoop:
         self.outputs = outs
         self._drive(outs, dt)
         urgent, self.urgent = self.urgent, False
-        self.fb.flush(now, URGENT_INHIBIT_S if urgent else None)
-        if self._pending_commands:
+        sent = self.fb.flush(now, URGENT_INHIBIT_S if urgent else None)
+        if sent and self._pending_commands:
             done = time.perf_counter()
             self.command_latency_s.extend(done - t for t in self._pending_commands)
             self._pending_commands.clear()
@@ -192,8 +196,9 @@ class ControlLoop:
     def _module_inputs(self) -> dict[int, ModuleInputs]:
         fb = self.fb
         out: dict[int, ModuleInputs] = {}
+        keys = self._node_keys
         for n, mr in self.modules.items():
-            dk, ak = f"dcdc.{n}", f"afe.{n}"
+            dk, ak = keys[n]
             online = (
                 fb.node_state(dk) is NodeState.OPERATIONAL
                 and fb.node_state(ak) is NodeState.OPERATIONAL
@@ -408,8 +413,9 @@ class ControlLoop:
 
     def _set_module(self, mr: ModuleRuntime, dcdc: dict[str, float], afe: dict[str, float]) -> None:
         try:
-            self.fb.set(f"dcdc.{mr.n}", **dcdc)
-            self.fb.set(f"afe.{mr.n}", **afe)
+            dk, ak = self._node_keys[mr.n]
+            self.fb.set(dk, **dcdc)
+            self.fb.set(ak, **afe)
             mr.command = dcdc
         except ValueError as exc:
             log.error("module_command_rejected", module=mr.n, error=str(exc))

@@ -268,11 +268,15 @@ class Fieldbus(NodeLifecycle):
         if link is None:
             return 0
         inhibit = self._inhibit_s if inhibit_s is None else inhibit_s
+        refresh = self._refresh_s
         sent = 0
         for key, node in self._nodes.items():
             if node.state is not NodeState.OPERATIONAL:
                 continue
-            for r in self._pdos[key].due(now, inhibit, self._refresh_s):
+            for r in self._pdos[key].rpdos:  # NodePdos.due, inlined (35 nodes every tick)
+                since = now - r.last_sent
+                if not ((r.dirty and since >= inhibit) or since >= refresh):
+                    continue
                 try:
                     link.send(r.cob_id, r.frame())
                 except Exception as exc:
@@ -337,8 +341,11 @@ class Fieldbus(NodeLifecycle):
             raise KeyError(f"no node {key!r}; nodes: {', '.join(self._nodes)}") from None
 
     def _pdo(self, key: str) -> NodePdos:
-        self._node(key)
-        return self._pdos[key]
+        try:
+            return self._pdos[key]  # the same keys as _nodes
+        except KeyError:
+            self._node(key)  # raises the KeyError that names the nodes
+            raise
 
     # ------------------------------------------------------------------ bus faults
     def _bus_fault(self, now: float, reason: str, link: Link | None) -> list[FieldbusEvent]:

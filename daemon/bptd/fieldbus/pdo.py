@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from canopen.objectdictionary import datatypes as dt
 
@@ -114,6 +115,12 @@ class StatusValues(Mapping[str, float]):
     def __len__(self) -> int:
         return len(self._values)
 
+    def __contains__(self, name: object) -> bool:  # the Mapping defaults go via KeyError
+        return name in self._values
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
     def received_at(self, name: str) -> float | None:
         return self._received.get(name)
 
@@ -142,6 +149,9 @@ class NodePdos:
     commands: dict[str, tuple[Rpdo, int]] = field(default_factory=dict)
     status: StatusValues = field(default_factory=StatusValues)
     short_frames: int = 0
+    #: name -> (last staged SI value, (rpdo, index, raw)): an unchanged value of exact type
+    #: float or int is not validated and converted again (same value, same raw)
+    _last: dict[str, tuple[float, tuple[Rpdo, int, int]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, spec: NodeSpec) -> NodePdos:
@@ -181,12 +191,21 @@ class NodePdos:
     def stage(self, si_values: Mapping[str, float]) -> None:
         """Validate every value first; only then apply (all or nothing)."""
         raws: list[tuple[Rpdo, int, int]] = []
+        last = self._last
         for name, value in si_values.items():
+            exact = type(value) is float or type(value) is int
+            hit = last.get(name)
+            if exact and hit is not None and hit[0] == value:
+                raws.append(hit[1])
+                continue
             ref = self.spec.device[name]  # KeyError lists the known names
             if name not in self.commands:
                 raise ValueError(f"{self.spec.key}.{name} is a {ref.role}, not a PDO command")
             r, i = self.commands[name]
-            raws.append((r, i, ref.to_raw(value)))
+            entry = (r, i, ref.to_raw(value))
+            raws.append(entry)
+            if exact:
+                last[name] = (value, entry)
         for r, i, raw in raws:
             if r.values[i] != raw:
                 r.values[i] = raw
