@@ -29,14 +29,23 @@ import numpy as np
 import structlog
 
 from bptd.codes import (
+    AC_HEARTBEAT,
+    AC_RPDO_TIMEOUT,
     CP_C,
     CP_D,
     DC_DERATING,
+    DC_HEARTBEAT,
+    DC_OUTSIDE_SOA,
     DC_OVERTEMP,
+    DC_RPDO_TIMEOUT,
+    F_HEARTBEAT,
+    F_RPDO_TIMEOUT,
     FAULT_RESET_BIT,
     MODE_DC_VOLTAGE,
+    MODULE_FAULT,
     MODULE_OFF,
     MODULE_RUNNING,
+    OUTPUTS,
 )
 from bptd.config import Config
 from bptd.daemon.hlc import HlcStore
@@ -90,6 +99,16 @@ RECORDED = frozenset(
         State.WELDING_DETECTION,
     }
 )
+#: latches a device sets when the supervisor went silent (heartbeat / RPDO deadline): after
+#: a daemon restart they are the daemon's own absence, cleared with a reset pulse while
+#: nothing is energized (other fault bits are never cleared without a ``reset`` command)
+COMM_LATCH_CHIPSET = F_HEARTBEAT | F_RPDO_TIMEOUT
+COMM_LATCH_DC = DC_HEARTBEAT | DC_RPDO_TIMEOUT | DC_DERATING | DC_OUTSIDE_SOA
+COMM_LATCH_AC = AC_HEARTBEAT | AC_RPDO_TIMEOUT
+RESET_PULSE_S = 0.1
+RESET_RETRY_S = 1.0
+#: connector states in which nothing is energized or allocated
+AT_REST = frozenset({State.IDLE, State.CONNECTED, State.FINISHED})
 #: inhibit time of the RPDO flush right after a command (the bus budget still holds:
 #: commands are rare, and the periodic flush keeps the configured inhibit)
 URGENT_INHIBIT_S = 0.002
@@ -160,12 +179,15 @@ class ControlLoop:
         self.command_latency_s: collections.deque[float] = collections.deque(maxlen=10000)
         self._pending_commands: collections.deque[float] = collections.deque(maxlen=1000)
         self.bus_events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
+        self._now = 0.0
+        #: node key -> (pulse until, next pulse allowed at) of a comm-latch reset
+        self._latch_pulse: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ tick
     def tick(self, now: float) -> None:
         """One control cycle at monotonic time ``now`` (see the module docstring)."""
         dt = 0.0 if self._last is None else min(max(now - self._last, 0.0), 0.1)
-        self._last = now
+        self._last = self._now = now
         for ev in self.fb.poll(now):
             self._on_fieldbus(ev)
         self._sync_allocations()
@@ -205,6 +227,16 @@ class ControlLoop:
             )
             dcdc, afe = fb.values(dk), fb.values(ak)
             fault = int(dcdc.get("fault_word", 0))
+            if (
+                online
+                and MODULE_FAULT in (dcdc.get("state"), afe.get("state"))
+                and n not in self.station.ownership.owner
+                and not fault & ~COMM_LATCH_DC
+                and not int(afe.get("fault_word", 0)) & ~COMM_LATCH_AC
+            ):
+                self._pulse(
+                    f"module.{n}", f"dc 0x{fault:04X}, ac 0x{int(afe.get('fault_word', 0)):04X}"
+                )
             derating = mr.derating or bool(fault & DC_DERATING)
             tripped = mr.tripped or bool(fault & DC_OVERTEMP)
             i = mr.index
@@ -223,6 +255,8 @@ class ControlLoop:
         for name, cr in self.connectors.items():
             key = f"chipset.{name}"
             chip = fb.values(key) if fb.node_state(key) is NodeState.OPERATIONAL else None
+            if chip is not None:
+                chip = self._comm_latch(name, chip)
             chipsets[name] = chip
             mods = [n for n, o in owner.items() if o == name]
             volts = [modules[n].dcdc.get("dc_voltage_v", 0.0) for n in mods if modules[n].online]
@@ -279,6 +313,29 @@ class ControlLoop:
                 measured_voltage_v=cr.voltage_v,
             )
         return inputs
+
+    def _pulse(self, key: str, detail: str) -> None:
+        _, retry = self._latch_pulse.get(key, (0.0, 0.0))
+        if self._now >= retry:
+            self._latch_pulse[key] = (self._now + RESET_PULSE_S, self._now + RESET_RETRY_S)
+            log.info("comm_latch_reset", node=key, detail=detail)
+
+    def pulsing(self, key: str) -> bool:
+        until, _ = self._latch_pulse.get(key, (0.0, 0.0))
+        return self._now < until
+
+    def _comm_latch(self, name: str, chip: Mapping[str, float]) -> Mapping[str, float]:
+        """A chipset at rest whose only faults are comm latches: reset them, unseen."""
+        word = int(chip.get("fault_word", 0))
+        if (
+            not word
+            or word & ~COMM_LATCH_CHIPSET
+            or self.station[name].state not in AT_REST
+            or int(chip.get("contactor_feedback", 0)) & OUTPUTS
+        ):
+            return chip
+        self._pulse(f"chipset.{name}", f"fault word 0x{word:04X}")
+        return {**chip, "fault_word": 0.0}
 
     def _sync_allocations(self) -> None:
         """Mirror the sessions' module ownership into the limits engine and the ramp."""
@@ -342,20 +399,24 @@ class ControlLoop:
             self._module_on(mr, out, mc, self.connectors[conn], float(per_module[mr.index]))
 
     def _set_chipset(self, name: str, out: ConnectorOutputs) -> None:
+        cmd = out.chipset.as_dict()
+        if self.pulsing(f"chipset.{name}"):
+            cmd["fault_reset"] = 1
         try:
-            self.fb.set(f"chipset.{name}", **out.chipset.as_dict())
+            self.fb.set(f"chipset.{name}", **cmd)
         except ValueError as exc:  # a bug: never send half a command
             log.error("chipset_command_rejected", connector=name, error=str(exc))
 
     def _module_off(self, mr: ModuleRuntime) -> None:
+        off = MODULE_OFF | (FAULT_RESET_BIT if self.pulsing(f"module.{mr.n}") else 0)
         cmd = {
-            "state_request": MODULE_OFF,
+            "state_request": off,
             "power_mode": MODE_DC_VOLTAGE,
             "voltage_setpoint_v": 0.0,
             "charge_current_limit_a": 0.0,
             "discharge_current_limit_a": 0.0,
         }
-        self._set_module(mr, cmd, {"state_request": MODULE_OFF, "reactive_power_setpoint_var": 0})
+        self._set_module(mr, cmd, {"state_request": off, "reactive_power_setpoint_var": 0})
 
     def _module_on(
         self,
@@ -419,7 +480,7 @@ class ControlLoop:
             mr.command = dcdc
         except ValueError as exc:
             log.error("module_command_rejected", module=mr.n, error=str(exc))
-            if dcdc.get("state_request") != MODULE_OFF:
+            if int(dcdc.get("state_request", 0)) & ~FAULT_RESET_BIT != MODULE_OFF:
                 self._module_off(mr)
 
     # ------------------------------------------------------------------ events
