@@ -1,0 +1,7 @@
+"""``python -m bptd.ocpp`` = ``bptd-ocpp``."""
+
+import sys
+
+from bptd.ocpp.cli import main
+
+sys.exit(main())
