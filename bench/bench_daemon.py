@@ -128,9 +128,11 @@ class _Tags:
             self._cmd = str(request.get("cmd", ""))
             return handler(request)
 
-        def tagged_received(at: float) -> None:
+        def tagged_received(
+            at: float, command: str = "", args: dict[str, Any] | None = None
+        ) -> None:
             self.tags.append((self._cmd, at))
-            received(at)
+            received(at, command, args)
 
         dm.server.handler = tagged_handler
         setattr(dm.loop, "command_received", tagged_received)  # noqa: B010

@@ -31,6 +31,7 @@ from bptd.canbus import BusSpec, parse_bus_spec
 from bptd.config import Config
 from bptd.daemon.commands import Commands
 from bptd.daemon.loop import ControlLoop
+from bptd.daemon.publish import QueuedPublisher
 from bptd.errors import BptdError
 from bptd.fieldbus import Fieldbus
 from bptd.records import SessionJournal
@@ -113,9 +114,11 @@ class Daemon:
                         energy_export_wh=round(rec.energy_export_wh, 3))  # fmt: skip
         curve = _curve(cfg)
         try:
-            self.publisher = Publisher(
-                self.telemetry, self.context, mode=api.socket_mode, group=api.socket_group,
-                curve=curve,
+            self.publisher = QueuedPublisher(
+                Publisher(
+                    self.telemetry, self.context, mode=api.socket_mode, group=api.socket_group,
+                    curve=curve,
+                )
             )  # fmt: skip
             self.fieldbus = Fieldbus(cfg, bus=self.bus_spec)
             self.loop = ControlLoop(
@@ -178,7 +181,7 @@ class Daemon:
                     if poller.poll(math.ceil(wait * 1000)):
                         server.serve_pending()
                         if loop.urgent:
-                            self._safe_tick(time.monotonic())
+                            self._safe_tick(time.monotonic(), light=True)
                         continue
                     if next_t - time.monotonic() > 0:
                         continue
@@ -197,11 +200,11 @@ class Daemon:
         finally:
             self._shutdown(poller)
 
-    def _safe_tick(self, now: float) -> bool:
+    def _safe_tick(self, now: float, light: bool = False) -> bool:
         loop = self.loop
         assert loop is not None
         try:
-            loop.tick(now)
+            loop.tick(now, light)
         except Exception:
             loop.tick_errors += 1
             self._errors_in_row += 1

@@ -168,7 +168,8 @@ class Commands:
             raise
         self.served += 1
         if cmd.urgent:
-            self.loop.command_received(received)
+            marker = "" if name.startswith("hlc_") else name  # the EV's cycle is no event
+            self.loop.command_received(received, marker, args)
         if name not in ("ping", "status", "hlc_update", "hlc_status", "sessions", "config",
                         "commands"):  # fmt: skip
             log.info("command", cmd=name, ok=True, **_brief(args))

@@ -23,6 +23,7 @@ import collections
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,14 @@ AT_REST = frozenset({State.IDLE, State.CONNECTED, State.FINISHED})
 URGENT_INHIBIT_S = 0.002
 
 
+@dataclass(frozen=True)
+class PendingCommand:
+    received_perf: float
+    received_mono: float
+    command: str
+    args: dict[str, Any]
+
+
 class ControlLoop:
     """Fieldbus, sessions, limits, records and telemetry of one station, ticked by ``tick``."""
 
@@ -177,42 +186,67 @@ class ControlLoop:
         #: the first flush, from the tick it ran on, that handed RPDOs to the bus (a flush
         #: that sent nothing, e.g. every changed RPDO still inhibited, does not count)
         self.command_latency_s: collections.deque[float] = collections.deque(maxlen=10000)
-        self._pending_commands: collections.deque[float] = collections.deque(maxlen=1000)
+        self._pending_commands: collections.deque[PendingCommand] = collections.deque(maxlen=1000)
+        self._last_inputs: dict[str, ConnectorInputs] | None = None
         self.bus_events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self._now = 0.0
         #: node key -> (pulse until, next pulse allowed at) of a comm-latch reset
         self._latch_pulse: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ tick
-    def tick(self, now: float) -> None:
-        """One control cycle at monotonic time ``now`` (see the module docstring)."""
+    def tick(self, now: float, light: bool = False) -> None:
+        """One control cycle at monotonic time ``now`` (see the module docstring).
+
+        ``light``: the extra tick right after a command. It reuses the inputs and limits of
+        the last full tick (at most one period old) and skips polling and telemetry, so
+        the command's RPDOs leave sooner; it is a full tick when the allocation changed."""
         dt = 0.0 if self._last is None else min(max(now - self._last, 0.0), 0.1)
         self._last = self._now = now
-        for ev in self.fb.poll(now):
-            self._on_fieldbus(ev)
-        self._sync_allocations()
-        inputs = self._inputs(now)
+        changed = False
+        if not light:
+            for ev in self.fb.poll(now):
+                self._on_fieldbus(ev)
+        changed = self._sync_allocations()
+        inputs = self._last_inputs
+        if not light or changed or inputs is None:
+            light = False
+            inputs = self._last_inputs = self._inputs(now)
         outs = self.station.step(now, inputs)
         self.outputs = outs
         self._drive(outs, dt)
         urgent, self.urgent = self.urgent, False
         sent = self.fb.flush(now, URGENT_INHIBIT_S if urgent else None)
         if sent and self._pending_commands:
-            done = time.perf_counter()
-            self.command_latency_s.extend(done - t for t in self._pending_commands)
-            self._pending_commands.clear()
+            self._commands_sent()
         for name, out in outs.items():
             self._account(name, out, now, dt)
         self.ticks += 1
         period = 1.0 / self.cfg.station.telemetry_hz
-        if now - self._last_telemetry >= period:
+        if not light and now - self._last_telemetry >= period:
             self._last_telemetry = now
             self.publish_measurements(now)
 
-    def command_received(self, at: float) -> None:
+    def command_received(
+        self, at: float, command: str = "", args: Mapping[str, Any] | None = None
+    ) -> None:
         """A command changed what the modules should do: tick at once, flush now."""
         self.urgent = True
-        self._pending_commands.append(at)
+        self._pending_commands.append(
+            PendingCommand(at, time.monotonic(), command, dict(args or {}))
+        )
+
+    def _commands_sent(self) -> None:
+        """The sync marker: when each command was received and its RPDOs left."""
+        done, mono = time.perf_counter(), time.monotonic()
+        for c in self._pending_commands:
+            self.command_latency_s.append(done - c.received_perf)
+            if c.command:
+                self.publish("event", {
+                    "kind": "command_applied", "command": c.command,
+                    "connector": c.args.get("connector"), "args": c.args,
+                    "received_mono": c.received_mono, "sent_mono": mono,
+                })  # fmt: skip
+        self._pending_commands.clear()
 
     # ------------------------------------------------------------------ inputs
     def _module_inputs(self) -> dict[int, ModuleInputs]:
@@ -337,7 +371,7 @@ class ControlLoop:
         self._pulse(f"chipset.{name}", f"fault word 0x{word:04X}")
         return {**chip, "fault_word": 0.0}
 
-    def _sync_allocations(self) -> None:
+    def _sync_allocations(self) -> bool:
         """Mirror the sessions' module ownership into the limits engine and the ramp."""
         changed = False
         for name, cr in self.connectors.items():
@@ -355,6 +389,7 @@ class ControlLoop:
                      topology=topo)  # fmt: skip
         if changed:
             self.update_ramp_rates()
+        return changed
 
     def update_ramp_rates(self) -> None:
         """Connector ramp rate: the sum of its modules' rates (``module {ramp_w_per_s}``)."""
