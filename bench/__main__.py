@@ -18,6 +18,7 @@ BENCHES = [
     "bench.bench_limits",
     "bench.bench_fieldbus",
     "bench.bench_daemon",
+    "bench.bench_safety",
 ]
 
 
