@@ -5,20 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from conftest import Station
+from ocpp_rig import Station
+from ocpp_steps import sampled
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
-
-
-def sampled(payload: dict[str, Any], measurand: str) -> float | None:
-    """A measurand's value from a MeterValues / TransactionEvent / StopTransaction payload."""
-    for key in ("meterValue", "transactionData"):
-        for mv in payload.get(key) or []:
-            for sv in mv["sampledValue"]:
-                if sv.get("measurand", "Energy.Active.Import.Register") == measurand:
-                    return float(sv["value"])
-    return None
 
 
 @pytest.mark.parametrize("version", VERSIONS)

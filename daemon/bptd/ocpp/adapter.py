@@ -132,8 +132,14 @@ class StationMixin:
         handlers = self.route_map.get(msg.action)  # type: ignore[attr-defined]
         if not handlers or "_on_action" not in handlers:
             if msg.action in self.actions:
-                raise OcppNotImplemented(details={"cause": f"{msg.action} is not supported"})
-            raise NotSupportedError(details={"cause": f"{msg.action} is not an OCPP action"})
+                error: Exception = OcppNotImplemented(
+                    details={"cause": f"{msg.action} is not supported"}
+                )
+            else:
+                error = NotSupportedError(details={"cause": f"{msg.action} is not an OCPP action"})
+            log.info("ocpp_call_not_supported", action=msg.action, answer=type(error).__name__)
+            await self._send(msg.create_call_error(error).to_json())  # type: ignore[attr-defined]
+            return None
         result = await super()._handle_call(msg)  # type: ignore[misc]
         later, self._later = self._later, []
         for fn in later:

@@ -227,11 +227,10 @@ class Frontend:
             self._stopping.set()
 
     async def _shutdown(self) -> None:
-        for t in list(self._tasks):
+        tasks = list(self._tasks)
+        for t in tasks:
             t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await t
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -379,6 +378,15 @@ class Frontend:
         conn.snap = msg
         if msg.get("fault"):
             conn.fault = msg.get("fault")
+        tx = conn.tx
+        if (
+            tx is not None
+            and tx.session_id is None
+            and msg.get("session_id")
+            and msg.get("state") in ACTIVE
+        ):
+            tx.session_id = msg["session_id"]  # bptd opened the session record at authorize
+            self._save()
         self.registers.update(conn.name, msg)
         if msg.get("state") != conn.state:
             self._on_state(conn, str(msg.get("state")), "")
@@ -495,7 +503,8 @@ class Frontend:
             id_type=id_type,
             remote_start_id=remote_start_id,
             remote=remote,
-            session_id=conn.snap.get("session_id"),
+            # the session bptd opened at authorize (telemetry tells it when this one is older)
+            session_id=conn.snap.get("session_id") if conn.snap.get("state") in ACTIVE else None,
             meter_start_wh=imp,
             charging_state=charging_state(conn.status or "Preparing"),
             mode="ChargingOnly" if self.v2x else None,
@@ -925,12 +934,7 @@ class Frontend:
             if hard:
                 for c in targets:
                     if c.state == "fault":
-                        try:
-                            await self.daemon.call("reset", connector=c.name)
-                        except ApiError as exc:
-                            log.warning(
-                                "ocpp_reset_fault_persists", connector=c.name, error=str(exc)
-                            )
+                        await self._clear_fault(c)
             if evse is None:
                 if self.online:
                     await self.queue.drained(10.0)
@@ -942,6 +946,22 @@ class Frontend:
                     await self._ws.close()
         finally:
             self.resetting = False
+
+    async def _clear_fault(self, conn: Conn, patience_s: float = 5.0) -> None:
+        """bptd's ``reset`` of a faulted connector; a cause that is still going away (the
+        output discharging, a chipset state not yet updated) gets a few seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience_s
+        while True:
+            try:
+                await self.daemon.call("reset", connector=conn.name)
+                log.info("ocpp_reset_fault_cleared", connector=conn.name)
+                return
+            except ApiError as exc:
+                if exc.code != "not_allowed" or loop.time() >= deadline:
+                    log.warning("ocpp_reset_fault_persists", connector=conn.name, error=str(exc))
+                    return
+            await asyncio.sleep(0.5)
 
     # ================================================================== CSMS connection
     def _url(self) -> str:
@@ -1017,9 +1037,8 @@ class Frontend:
             self.cp = self._reader = self._ws = None
             for t in [reader, *tasks]:
                 t.cancel()
-            for t in [reader, *tasks]:
-                with contextlib.suppress(BaseException):
-                    await t
+            # their CancelledErrors are results here; our own cancellation still goes through
+            await asyncio.gather(reader, *tasks, return_exceptions=True)
 
     async def call(
         self, cp: Any, action: str, payload: dict[str, Any], msg_id: str | None = None
