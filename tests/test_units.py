@@ -26,10 +26,11 @@ def _unit(name: str) -> configparser.ConfigParser:
 
 
 @needs_systemd
-@pytest.mark.parametrize("name", ["bptd.service", "bptd-can0-txqueue.service"])
+@pytest.mark.parametrize("name", ["bptd.service", "bptd-can0-txqueue.service", "bptd-ocpp.service"])
 def test_units_verify(name: str, tmp_path: Path) -> None:
     text = (UNITS / name).read_text()
     bptd = Path(sys.executable).with_name("bptd")
+    text = text.replace("/usr/bin/bptd-ocpp", str(bptd.with_name("bptd-ocpp")))
     text = text.replace("/usr/bin/bptd", str(bptd))
     unit = tmp_path / name
     unit.write_text(text)
