@@ -40,7 +40,7 @@ from bptd.ocpp.mapping import (
     status16,
     stop_reason,
 )
-from bptd.ocpp.queue import OfflineQueue
+from bptd.ocpp.queue import OfflineQueue, wait_event
 from bptd.ocpp.store import StateStore
 
 log = structlog.get_logger(__name__)
@@ -172,6 +172,7 @@ class Frontend:
             [prof.Profile.from_dict(p) for p in self.store.section("profiles", [])]
         )
         self.applied: dict[str, dict[str, Any]] = self.store.section("applied", {})
+        self._applied_at: dict[str, float] = {}  # monotonic time of our last set_limits
         self.watts_per_amp = 690.0
         self.station_max_w = 0.0
         self.config: dict[str, Any] = {}
@@ -230,7 +231,10 @@ class Frontend:
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=5.0)
+            if stuck:
+                log.error("ocpp_tasks_did_not_stop", tasks=[t.get_name() for t in stuck])
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -407,8 +411,7 @@ class Frontend:
             if remaining <= 0:
                 return False
             assert self._pulse_event is not None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pulse_event.wait(), min(remaining, 1.0))
+            await wait_event(self._pulse_event, min(remaining, 1.0))
         return True
 
     def _on_state(self, conn: Conn, new: str, text: str) -> None:
@@ -788,18 +791,30 @@ class Frontend:
             "max_discharge_power_w": eff.discharge_w,
             "max_ac_discharge_current_a": eff.discharge_a,
         }
-        changed = {
-            k: (None if v is None else round(v, 3))
-            for k, v in limits.items()
-            if (applied.get(k) if k in applied else None) != (None if v is None else round(v, 3))
-        }
+        # what bptd has now (its telemetry after our last change), to notice a restarted bptd
+        # or another client that changed a limit this frontend owns
+        actual = conn.snap.get("user_limits") if self._fresh(conn) else None
+        changed: dict[str, float | None] = {}
+        for k, v in limits.items():
+            want = None if v is None else round(v, 3)
+            if want is None:
+                if k in applied:
+                    changed[k] = None
+            elif applied.get(k) != want or (
+                actual is not None and actual.get(k) != applied["@" + k]
+            ):
+                changed[k] = want
         if changed:
             result = await self.daemon.call("set_limits", connector=conn.name, **changed)
+            in_force = result.get("limits") or {}
             for k, v in changed.items():
                 if v is None:
                     applied.pop(k, None)
+                    applied.pop("@" + k, None)
                 else:
                     applied[k] = v
+                    applied["@" + k] = in_force.get(k, v)  # as bptd applied it (clamped)
+            self._applied_at[conn.name] = time.monotonic()
             log.info("ocpp_limits_applied", connector=conn.name, limits=changed,
                      clamped=result.get("clamped") or None)  # fmt: skip
             self._save()
@@ -832,6 +847,11 @@ class Frontend:
             tx.mode = mode
             self._enqueue(self.adapter.tx_mode(tx, mode))
 
+    def _fresh(self, conn: Conn) -> bool:
+        """The connector's telemetry was taken after our last change of its limits."""
+        mono = conn.snap.get("mono")
+        return isinstance(mono, int | float) and mono > self._applied_at.get(conn.name, 0.0)
+
     async def _applier(self) -> None:
         assert self._apply_event is not None
         while True:
@@ -856,8 +876,7 @@ class Frontend:
                 for p in expired:
                     self.profiles.clear(pid=p.id)
                 self._save()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._apply_event.wait(), max(0.01, delay + 0.005))
+            await wait_event(self._apply_event, max(0.01, delay + 0.005))
 
     def composite_schedule(
         self, evse: int, duration: int, unit: str

@@ -216,6 +216,17 @@ class OfflineQueue:
             if remaining <= 0:
                 return False
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+            await wait_event(self._changed, remaining)
         return True
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
+    """``event.wait()`` for at most ``timeout_s``: True when it was set. (Not
+    ``asyncio.wait_for``: before Python 3.12 it can swallow a cancellation that comes as the
+    event is set, and a task that loops on it then never ends.)"""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
