@@ -353,12 +353,12 @@ def period_at(p: Profile, t: float, tx: TxContext | None) -> Period | None:
     base = schedule_start(p, t, tx)
     if base is None or t < base:
         return None
-    offset = t - base
-    if p.duration is not None and not p.dynamic and offset >= p.duration:
+    # absolute instants, computed as _boundaries computes them (the same float rounding)
+    if p.duration is not None and not p.dynamic and t >= base + p.duration:
         return None
     current = None
     for period in p.periods:
-        if period.start <= offset:
+        if t >= base + period.start:
             current = period
         else:
             break
@@ -468,7 +468,7 @@ def _boundaries(p: Profile, t: float, tx: TxContext | None) -> list[float]:
 
 def next_change(profiles: Sequence[Profile], t: float, tx: TxContext | None = None) -> float | None:
     """The first instant after ``t`` at which :func:`effective` may change (None: never)."""
-    later = [b for p in profiles for b in _boundaries(p, t, tx) if b > t + 1e-6]
+    later = [b for p in profiles for b in _boundaries(p, t, tx) if b > t]
     return min(later) if later else None
 
 
@@ -496,7 +496,7 @@ def composite(
         nxt = next_change(profiles, t, tx)
         if nxt is None:
             break
-        t = max(start + math.ceil(nxt - start - 1e-6), t + 1.0)
+        t = max(start + math.ceil(nxt - start), t + 1.0)
     return out
 
 
