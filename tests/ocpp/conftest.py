@@ -47,14 +47,14 @@ def rig(
     """``rig(version)`` -> (csms, frontend started and booted)."""
     made: list[tuple[Csms, Frontend]] = []
 
-    def make(version: str, *extra: str, boot: bool = True) -> tuple[Csms, Frontend]:
-        csms = Csms(version).__enter__()
-        fe = Frontend(station, csms, tmp_path / "ocpp", tmp_path / "bptd-ocpp.log")
-        made.append((csms, fe))
+    def make(version: str, *extra: str, boot: bool = True, **csms: Any) -> tuple[Csms, Frontend]:
+        peer = Csms(version, **csms).__enter__()
+        fe = Frontend(station, peer, tmp_path / "ocpp", tmp_path / "bptd-ocpp.log")
+        made.append((peer, fe))
         fe.start(*extra)
         if boot:
-            csms.wait("BootNotification", timeout=30.0)
-        return csms, fe
+            peer.wait("BootNotification", timeout=30.0)
+        return peer, fe
 
     yield make
     failed = getattr(request.node, "rep_call", None)

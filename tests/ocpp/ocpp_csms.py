@@ -128,11 +128,13 @@ class Csms:
     """One CSMS of ``version`` for one station; ``port`` 0 picks a free port (kept across
     :meth:`stop_server` / :meth:`start_server`)."""
 
-    def __init__(self, version: str, port: int = 0, heartbeat_s: int = 300) -> None:
+    def __init__(
+        self, version: str, port: int = 0, heartbeat_s: int = 300, boot_status: str = "Accepted"
+    ) -> None:
         self.version = version
         self.port = port
         self.heartbeat_s = heartbeat_s
-        self.boot_status = "Accepted"
+        self.boot_status = boot_status
         self.messages: list[Received] = []
         self.connections = 0
         self._cond = threading.Condition()

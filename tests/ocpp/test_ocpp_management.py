@@ -183,3 +183,18 @@ def test_trigger_configuration_refusals_and_reset(version: str, station: Station
     station.wait("connector.chademo", lambda p: p["state"] != "fault", 20.0, "fault cleared")
     csms.wait("BootNotification", after=mark, timeout=30.0)
     assert all(m.valid for m in csms.messages)
+
+
+def test_a_pending_boot_is_retried_and_nothing_else_is_sent_before_it_is_accepted(
+    station: Station, rig: Any
+) -> None:
+    # the boot's interval (1 s) is the retry period
+    csms, _ = rig("2.0.1", boot=False, boot_status="Pending", heartbeat_s=1)
+    first = csms.wait("BootNotification", timeout=30.0)
+    csms.wait("BootNotification", after=csms.messages.index(first) + 1, timeout=10.0)
+    assert {m.action for m in csms.messages} == {"BootNotification"}
+    csms.boot_status = "Accepted"
+    csms.heartbeat_s = 300
+    mark = csms.mark()
+    csms.wait("StatusNotification", after=mark, timeout=10.0)
+    assert csms.of("BootNotification", after=mark)

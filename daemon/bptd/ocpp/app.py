@@ -741,9 +741,16 @@ class Frontend:
                 self._save()
 
     async def _send_ev_needs(self, tx: Transaction, msg: tuple[str, dict[str, Any]]) -> None:
-        result = await self.send(*msg)
-        if result is None:
+        cp = self.cp
+        if cp is None:
             tx.ev_needs_sent = False
+            return
+        try:
+            result = await self.call(cp, *msg)
+        except (OCPPError, ValidationError) as exc:  # refused: not again in this transaction
+            log.warning("ocpp_ev_charging_needs_refused", evse=tx.evse, error=repr(exc))
+        except (TimeoutError, Disconnected, websockets.exceptions.ConnectionClosed):
+            tx.ev_needs_sent = False  # not delivered: again once online
         else:
             log.info("ocpp_ev_charging_needs", evse=tx.evse, status=getattr(result, "status", None))
 
