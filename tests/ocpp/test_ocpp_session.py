@@ -13,7 +13,7 @@ VERSIONS = ("1.6", "2.0.1", "2.1")
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_remote_start_energy_remote_stop(version: str, station: Station, rig: Any) -> None:
-    csms, _ = rig(version)
+    csms, _ = rig(version, "--var", "AuthorizeRemoteTxRequests=true")
     boot = csms.wait("BootNotification")
     station.plug("ccs", "bpt", soc=0.4)
     if version == "1.6":
@@ -57,6 +57,10 @@ def test_remote_start_energy_remote_stop(version: str, station: Station, rig: An
         res = csms.call("RequestStopTransaction", transaction_id=tx_id)
     assert res.status == "Accepted"
     station.wait_state("ccs", "finished", 20.0)
+    if version == "1.6":
+        csms.wait("StatusNotification", lambda p: p["status"] == "Finishing")
+    authorize = csms.wait("Authorize")  # AuthorizeRemoteTxRequests: before the transaction
+    assert csms.messages.index(authorize) < csms.messages.index(start)
     record = station.call("sessions")["sessions"][-1]
     energy = record["energy_import_wh"]
     assert energy > 1.0
