@@ -8,11 +8,17 @@
     bptctl watch                      # live table of connectors, modules and events
     bptctl watch --json event         # one JSON line per message of the topic
     bptctl --control tcp://charger:5555 --server-key server.key status
+    bptctl record --output run.csv --duration 60      # telemetry to CSV (docs/lab.md)
+    bptctl pattern b connector=ccs interval_s=10 --output lab/b1   # thesis pattern b
+    bptctl report lab/b1 lab/b2 --output lab/both     # re-analyse recordings together
 
 Arguments are ``key=value``; a value is read as JSON when it parses (numbers, true/false,
 null, lists, objects) and as a string otherwise. A refused request prints
 ``error <code>: <message>`` on stderr and exits 1; bad usage exits 2; a daemon that does
 not answer (or, for ``watch``, telemetry that does not come within ``--timeout``) exits 3.
+``pattern`` exits 1 when the connector is not in ``energy_transfer`` (nothing is sent) or
+the session stops during the pattern, and 130 on Ctrl-C, after putting the setpoint back
+to 0; ``record`` ends with exit 0 on Ctrl-C or after ``--duration``.
 """
 
 from __future__ import annotations
@@ -423,6 +429,175 @@ def watch(
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------- lab
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def record_cmd(
+    endpoint: str,
+    topics: Sequence[str],
+    output: str | None,
+    duration_s: float | None,
+    timeout_s: float,
+    server_key: str | None,
+    client_keys: tuple[str, str] | None,
+    err: TextIO,
+) -> int:
+    """``bptctl record``: telemetry to a CSV file (bptd.lab.record) until Ctrl-C or
+    ``--duration``."""
+    from bptd.lab.record import TOPICS, RecordWriter, record
+
+    if duration_s is not None and duration_s <= 0:
+        print("bptctl: --duration must be > 0", file=err)
+        return EXIT_USAGE
+    path = output or f"bptd-record-{_stamp()}.csv"
+    tty = err.isatty()
+
+    def status(text: str) -> None:
+        if tty:
+            err.write(f"\rrecording {path}: {text}\x1b[K")
+            err.flush()
+
+    with (
+        Subscriber(endpoint, tuple(topics) or TOPICS, server_key=server_key,
+                   client_keys=client_keys) as sub,
+        RecordWriter(path) as writer,
+    ):  # fmt: skip
+        until = f" for {duration_s:g} s" if duration_s else "; Ctrl-C to stop"
+        print(f"recording {endpoint} to {path}{until}", file=err)
+        try:
+            ok = record(sub, writer, duration_s, timeout_s, status)
+        except KeyboardInterrupt:
+            ok = True
+        rows = writer.rows
+    if tty:
+        err.write("\n")
+    if not ok:
+        print(f"error {ErrorCode.TIMEOUT}: no telemetry from {endpoint} within {timeout_s} s "
+              f"({rows} rows in {path})", file=err)  # fmt: skip
+        return EXIT_NO_DAEMON
+    print(f"{rows} rows in {path}", file=err)
+    return EXIT_OK
+
+
+def _progress_printer(err: TextIO) -> Callable[[Any], None]:
+    """The progress line of ``bptctl pattern``: redrawn on a terminal, one line per step
+    otherwise."""
+    tty = err.isatty()
+    shown = {"step": 0}
+
+    def show(p: Any) -> None:
+        measured = "-" if p.measured_w is None else _kw(p.measured_w)
+        line = (f"step {p.step}/{p.steps}  setpoint {_kw(p.setpoint_w)}  measured {measured}"
+                f"  elapsed {p.elapsed_s:.1f} s of {p.total_s:.0f} s")  # fmt: skip
+        if tty:
+            err.write("\r" + line + "\x1b[K")
+            err.flush()
+        elif p.step != shown["step"]:
+            err.write(line + "\n")
+            err.flush()
+        shown["step"] = p.step
+
+    return show
+
+
+def pattern_cmd(args: argparse.Namespace, client_keys: tuple[str, str] | None,
+                out: TextIO, err: TextIO) -> int:  # fmt: skip
+    """``bptctl pattern a|b connector=NAME [key=value ...] [--output DIR]``."""
+    from bptd.lab import runner
+
+    if not args.args or args.args[0] not in ("a", "b"):
+        print("bptctl: pattern needs the pattern: a or b, e.g. "
+              "`bptctl pattern b connector=ccs`", file=err)  # fmt: skip
+        return EXIT_USAGE
+    kind = args.args[0]
+    kv = parse_args_kv(args.args[1:])
+    runner.check_args(kv)
+    out_dir = args.output or f"bptd-pattern-{kind}-{kv['connector']}-{_stamp()}"
+    tty = err.isatty()
+
+    def notice(text: str) -> None:
+        err.write(("\n" if tty else "") + f"bptctl: {text}\n")
+
+    with (
+        Client(args.control, timeout_s=args.timeout, server_key=args.server_key,
+               client_keys=client_keys) as client,
+        Subscriber(args.telemetry, (f"connector.{kv['connector']}", "module", "event"),
+                   server_key=args.server_key, client_keys=client_keys) as sub,
+    ):  # fmt: skip
+        try:
+            result = runner.run_and_report(kind, kv, client, sub, out_dir,
+                                           _progress_printer(err), notice,
+                                           telemetry_timeout_s=max(args.timeout, 1.0))  # fmt: skip
+        except runner.PatternError as exc:
+            print(f"bptctl: {exc}", file=err)
+            return exc.exit_code
+    if tty:
+        err.write("\n")
+    o = result.outcome
+    if o.interrupted:
+        print(f"bptctl: interrupted at step {o.steps_done}; setpoint back to 0", file=err)
+    elif o.error:
+        print(f"bptctl: {o.error}", file=err)
+    report_md = result.files.get("report.md")
+    if args.json:
+        print(json.dumps({"summary": result.summary, "exit_code": o.exit_code,
+                          "files": {k: str(v) for k, v in result.files.items()}},
+                         indent=2, sort_keys=True), file=out)  # fmt: skip
+    elif report_md is not None and report_md.exists():
+        print(report_md.read_text(encoding="utf-8"), file=out)
+    names = ", ".join(sorted(p.name for p in result.files.values()))
+    print(f"wrote {out_dir}: {names}", file=err)
+    return o.exit_code
+
+
+def report_cmd(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``bptctl report SOURCE... [connector=NAME] [--output DIR]``: re-analyse recordings
+    (a ``bptctl pattern`` directory or a ``bptctl record`` CSV); with several, one steps
+    table and one efficiency heatmap over all of them."""
+    from pathlib import Path
+
+    from bptd.lab import metrics, report, runner
+    from bptd.lab.record import load
+
+    sources = [a for a in args.args if "=" not in a]
+    kv = parse_args_kv([a for a in args.args if "=" in a])
+    unknown = sorted(set(kv) - {"connector", *runner.ANALYSIS_KEYS})
+    if unknown:
+        raise ValueError(f"unknown argument(s) {', '.join(unknown)} for report")
+    if not sources:
+        raise ValueError("report needs one or more recordings (a pattern directory or a CSV)")
+    options = runner.analysis_options(kv)
+    analyses, recs = [], []
+    for src in sources:
+        path = Path(src)
+        if path.is_dir():
+            path = path / "recording.csv"
+        if not path.is_file():
+            raise ValueError(f"no recording at {path}")
+        rec = load(path)
+        connector = kv.get("connector")
+        if connector is None:
+            if len(rec.connectors) != 1:
+                raise ValueError(f"{path} has connectors {', '.join(sorted(rec.connectors))}:"
+                                 " name one with connector=NAME")  # fmt: skip
+            connector = next(iter(rec.connectors))
+        analyses.append(metrics.analyse(rec, str(connector), options))
+        recs.append(rec)
+    out_dir = args.output or f"bptd-report-{_stamp()}"
+    files = report.write_report(analyses, recs, out_dir, "bptd lab report")
+    if args.json:
+        print(json.dumps([report.summary(a) | {"source": a.source} for a in analyses],
+                         indent=2, sort_keys=True), file=out)  # fmt: skip
+    else:
+        print(files["report.md"].read_text(encoding="utf-8"), file=out)
+    print(f"wrote {out_dir}: {', '.join(sorted(p.name for p in files.values()))}", file=err)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -431,7 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bptctl",
         description="Command line for the bptd API.",
         epilog="commands: every API command (status, setpoint, sim, ...), 'sessions' "
-        "(a table of the recorded sessions) and 'watch [topics...]' (live telemetry).",
+        "(a table of the recorded sessions), 'watch [topics...]' (live telemetry), "
+        "'record [topics...]' (telemetry to CSV), 'pattern a|b connector=NAME [key=value...]' "
+        "(thesis test patterns with metrics and plots) and 'report SOURCE...' (re-analyse "
+        "recordings); see docs/lab.md.",
     )
     p.add_argument("--control", default=DEFAULT_CONTROL, help="command socket endpoint")
     p.add_argument("--telemetry", default=DEFAULT_TELEMETRY, help="telemetry socket endpoint")
@@ -454,7 +632,16 @@ def build_parser() -> argparse.ArgumentParser:
         "accepts listed clients only; default: a fresh key",
     )
     p.add_argument("--count", type=int, help="watch: exit after this many messages")
-    p.add_argument("command", help="API command (status, setpoint, sim, ...), sessions or watch")
+    p.add_argument(
+        "--output",
+        metavar="PATH",
+        help="record: the CSV file; pattern, report: the directory of the results",
+    )
+    p.add_argument("--duration", type=float, metavar="S", help="record: stop after S seconds")
+    p.add_argument(
+        "command",
+        help="API command (status, setpoint, sim, ...), sessions, watch, record, pattern or report",
+    )
     p.add_argument("args", nargs="*", help="key=value arguments (watch: topics)")
     return p
 
@@ -474,8 +661,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.count is not None and args.count < 1:
         print("bptctl: --count must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    lab = {"record": ("output", "duration"), "pattern": ("output",), "report": ("output",)}
+    for option in ("output", "duration"):
+        if getattr(args, option) is not None and option not in lab.get(args.command, ()):
+            print(f"bptctl: --{option} is not an option of {args.command}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         client_keys = _client_keys(args.client_key)
+        if args.command == "record":
+            return record_cmd(
+                args.telemetry,
+                args.args,
+                args.output,
+                args.duration,
+                args.timeout,
+                args.server_key,
+                client_keys,
+                sys.stderr,
+            )
+        if args.command == "pattern":
+            return pattern_cmd(args, client_keys, sys.stdout, sys.stderr)
+        if args.command == "report":
+            return report_cmd(args, sys.stdout, sys.stderr)
         if args.command == "watch":
             return watch(
                 args.telemetry,
