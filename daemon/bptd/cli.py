@@ -1,4 +1,4 @@
-"""Command lines: ``bptd`` (sim, demo, warm-cache, check-config) and ``bptctl``.
+"""Command lines: ``bptd`` (run, sim, chademo, demo, warm-cache, check-config) and ``bptctl``.
 
 One error boundary: a bad config or argument is one clear message on stderr and exit
 code 2; ``--debug`` lets tracebacks through.
@@ -35,19 +35,53 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    chademo_spec = parse_bus_spec(args.chademo_can) if args.chademo_can else None
     station = VirtualStation(cfg, spec)
-    evcc = None
+    evcc = chademo_ev = None
     try:
         station.start()
         if args.daemon:
             from bptd.sim.evcc import VirtualEvcc
 
             evcc = VirtualEvcc(station, args.daemon).start()
+        if chademo_spec is not None:
+            from bptd.sim.chademo_ev import VirtualChademoEv
+
+            try:
+                chademo_ev = VirtualChademoEv(station, chademo_spec, args.chademo_connector)
+            except ValueError as exc:
+                raise ConfigError(cfg.source, [str(exc)]) from None
+            chademo_ev.start()
         serve(station, args.control or "ipc:///run/bptd/sim.sock", stop)
     finally:
+        if chademo_ev is not None:
+            chademo_ev.close()
         if evcc is not None:
             evcc.close()
         station.close()
+    return 0
+
+
+def _cmd_chademo(args: argparse.Namespace) -> int:
+    from bptd.chademo import ChademoCharger
+
+    cfg = load_config(args.config)
+    names = [c.name for c in cfg.connectors]
+    connector = args.connector or next(
+        (c.name for c in cfg.connectors if c.kind == "chademo"), "chademo"
+    )
+    if connector not in names:
+        raise ConfigError(cfg.source, [f"no connector {connector!r}; connectors: {names}"])
+    spec = parse_bus_spec(args.can or cfg.can.chademo_bus)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        charger = ChademoCharger(spec, args.control or cfg.api.control, connector, pins=args.pins)
+    except OSError as exc:
+        raise BptdError(f"cannot open the CHAdeMO bus {spec}: {exc}") from None
+    with charger:
+        stop.wait()
     return 0
 
 
@@ -134,7 +168,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="the daemon's command socket: the virtual EVCC plays the CCS vehicles' "
         "ISO 15118 side through its hlc commands",
     )
+    p.add_argument(
+        "--chademo-can",
+        metavar="SPEC",
+        help="CHAdeMO vehicle bus: the virtual CHAdeMO vehicle ECU serves the CHAdeMO "
+        "connector's vehicles there (bptd chademo is the charger side)",
+    )
+    p.add_argument(
+        "--chademo-connector",
+        metavar="NAME",
+        help="the connector of that bus (default: the first of kind chademo)",
+    )
     p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser(
+        "chademo",
+        help="the CHAdeMO charger on its CAN bus, reporting to the daemon (hlc commands)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_common(p)
+    p.add_argument("--control", help="the daemon's command socket (default: api.control)")
+    p.add_argument("--can", help="CHAdeMO bus CAN spec (default: the config's can.chademo_bus)")
+    p.add_argument(
+        "--connector", help="the daemon's connector (default: the first of kind chademo)"
+    )
+    p.add_argument(
+        "--pins",
+        choices=["auto", "harness", "none"],
+        default="auto",
+        help="d1 / d2: 'harness' = the simulation's harness frame on the bus (auto on "
+        "virtual / udp_multicast buses), 'none' = not wired (logged only)",
+    )
+    p.set_defaults(func=_cmd_chademo)
 
     p = sub.add_parser(
         "run",
@@ -146,9 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--can", help="CAN spec (default: the config's can.bus)")
     p.add_argument("--control", help="command socket endpoint (default: api.control)")
     p.add_argument("--telemetry", help="telemetry socket endpoint (default: api.telemetry)")
-    p.add_argument(
-        "--records", help="directory of the session journal (default: records.dir)"
-    )
+    p.add_argument("--records", help="directory of the session journal (default: records.dir)")
     p.add_argument(
         "--no-evcc",
         action="store_true",

@@ -155,12 +155,26 @@ class Daemon:
         return self
 
     def start_evcc(self) -> None:
-        if self.sim is None or not self.opts.evcc or self.evcc is not None:
+        if self.sim is None or not self.opts.evcc:
             return
-        from bptd.sim.evcc import VirtualEvcc
+        if self.evcc is None:
+            from bptd.sim.evcc import VirtualEvcc
 
-        self.evcc = VirtualEvcc(self.sim, self.control)
-        self.evcc.start()
+            self.evcc = VirtualEvcc(self.sim, self.control)
+            self.evcc.start()
+        self.start_chademo()
+
+    #: with sim: the CHAdeMO connector's charger driver and virtual vehicle ECU
+    chademo: Any = None
+
+    def start_chademo(self) -> None:
+        """With sim: the CHAdeMO charger (``bptd.chademo``) and the virtual vehicle ECU on a
+        private ``virtual`` CHAdeMO bus, for the first connector of kind ``chademo``."""
+        if self.sim is None or not self.opts.evcc or self.chademo is not None:
+            return
+        from bptd.sim.chademo_ev import start_virtual_chademo
+
+        self.chademo = start_virtual_chademo(self.sim, self.control)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """The loop (blocks). Returns after ``stop`` is set and the shutdown finished."""
@@ -264,6 +278,9 @@ class Daemon:
         if self.evcc is not None:
             self.evcc.close()
             self.evcc = None
+        if self.chademo is not None:
+            self.chademo.close()
+            self.chademo = None
         if self.fieldbus is not None:
             self.fieldbus.close()
             self.fieldbus = None
