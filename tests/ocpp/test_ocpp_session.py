@@ -32,11 +32,11 @@ def test_remote_start_energy_remote_stop(version: str, station: Station, rig: An
             evse_id=1,
         )
     assert res.status == "Accepted"
-    station.wait("connector.ccs", lambda p: (p["power_w"] or 0) > 15000, 30.0, "energy flowing")
+    station.wait("connector.ccs", lambda p: (p["power_w"] or 0) > 9000, 30.0, "energy flowing")
     if version == "1.6":
         start = csms.wait("StartTransaction")
         csms.wait("StatusNotification", lambda p: p["status"] == "Charging")
-        meter = csms.wait("MeterValues", lambda p: (sampled(p, "Power.Active.Import") or 0) > 15000)
+        meter = csms.wait("MeterValues", lambda p: (sampled(p, "Power.Active.Import") or 0) > 9000)
         tx_id = meter.payload["transactionId"]
         res = csms.call("RemoteStopTransaction", transaction_id=tx_id)
     else:
@@ -51,7 +51,7 @@ def test_remote_start_energy_remote_stop(version: str, station: Station, rig: An
             "TransactionEvent",
             lambda p: (
                 p["triggerReason"] == "MeterValuePeriodic"
-                and (sampled(p, "Power.Active.Import") or 0) > 15000
+                and (sampled(p, "Power.Active.Import") or 0) > 9000
             ),
         )
         res = csms.call("RequestStopTransaction", transaction_id=tx_id)

@@ -32,7 +32,6 @@ from bptd.ocpp.daemon import DaemonLink
 from bptd.ocpp.devmodel import DeviceModel
 from bptd.ocpp.mapping import (
     ENERGY_STATUSES,
-    FINISHING,
     TX_OVER,
     Reading,
     charging_state,
@@ -331,10 +330,9 @@ class Frontend:
             tx.last_sample = time.monotonic()
             conn.tx = tx
             snap = conn.snap
-            same = snap.get("session_id") == tx.session_id and tx.session_id is not None
-            if same and snap.get("state") in ACTIVE | FINISHING:
+            if tx.session_id is not None and snap.get("session_id") == tx.session_id:
+                # the same session: it goes on, or ends now with its own reason (below)
                 log.info("ocpp_transaction_resumed", connector=name, transaction=tx.tx_id)
-                conn.state = snap.get("state")
             else:
                 log.info("ocpp_transaction_closed_after_restart", connector=name, tx=tx.tx_id)
                 self._end_tx(conn, tx.stop_reason or "Reboot")
