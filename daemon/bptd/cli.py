@@ -259,6 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def chademo_main(argv: Sequence[str] | None = None) -> int:
+    """``bptd-chademo ARGS`` = ``bptd chademo ARGS`` (for a console script of its own)."""
+    return main(["chademo", *(sys.argv[1:] if argv is None else argv)])
+
+
 def bptctl_main(argv: Sequence[str] | None = None) -> int:
     from bptd.ctl import main as ctl_main
 

@@ -115,3 +115,10 @@ def test_bptd_chademo_refuses_an_unknown_connector() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert b"no connector 'nope'" in result.stderr
+    # the same through chademo_main, the entry point a bptd-chademo console script would use
+    code = "import sys; from bptd.cli import chademo_main; sys.exit(chademo_main())"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "--connector", "nope", "--can", "virtual:x"],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and b"no connector 'nope'" in result.stderr
