@@ -192,6 +192,7 @@ class Frontend:
         self._apply_event: asyncio.Event | None = None
         self._ready = False
         self._stopping: asyncio.Event | None = None
+        self._stop_requested = False
         self._registers_saved = 0.0
 
     # ================================================================== lifecycle
@@ -201,8 +202,22 @@ class Frontend:
         self._status_event = asyncio.Event()
         self._apply_event = asyncio.Event()
         self._stopping = asyncio.Event()
+        if self._stop_requested:
+            self._stopping.set()
         try:
-            await self._setup()
+            # waiting for bptd may take long: a stop request ends it too
+            setup = asyncio.ensure_future(self._setup())
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            try:
+                await asyncio.wait([setup, stopping], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not setup.done():
+                    setup.cancel()
+                    await asyncio.gather(setup, return_exceptions=True)
+            if setup.cancelled():
+                return
+            setup.result()
             workers = [
                 self.spawn(self._sampler(), name="sampler"),
                 self.spawn(self._applier(), name="applier"),
@@ -223,6 +238,8 @@ class Frontend:
             await self._shutdown()
 
     def stop(self) -> None:
+        """End :meth:`run` (also when called before it started)."""
+        self._stop_requested = True
         if self._stopping is not None:
             self._stopping.set()
 

@@ -103,11 +103,23 @@ def options(args: argparse.Namespace) -> Options:
 
 
 async def _run(opts: Options) -> None:
-    fe = Frontend(opts)
+    # the handlers first: a SIGTERM at any moment from here on is an orderly stop
     loop = asyncio.get_running_loop()
+    holder: list[Frontend] = []
+    requested = []
+
+    def stop() -> None:
+        requested.append(True)
+        for fe in holder:
+            fe.stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, fe.stop)
+            loop.add_signal_handler(sig, stop)
+    fe = Frontend(opts)
+    holder.append(fe)
+    if requested:
+        fe.stop()
     await fe.run()
 
 
