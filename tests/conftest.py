@@ -21,6 +21,14 @@ def channel() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _limits_kernels_compiled() -> None:
+    """Compile the numba kernels once, before any test runs a daemon or a station."""
+    from bptd.limits import warm_up
+
+    warm_up()
+
+
 @pytest.fixture(scope="session")
 def reference_config() -> Config:
     return load_config()

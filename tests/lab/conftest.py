@@ -32,7 +32,9 @@ def lab_config(config: Config, **sim: Any) -> Config:
     return dataclasses.replace(
         config,
         station=dataclasses.replace(config.station, telemetry_hz=TELEMETRY_HZ),
-        can=dataclasses.replace(config.can, rpdo_inhibit_ms=RPDO_INHIBIT_MS),
+        # a patient heartbeat consumer: the measurements do not depend on it, and a loaded
+        # test machine must not turn a slow thread switch into a lost module
+        can=dataclasses.replace(config.can, rpdo_inhibit_ms=RPDO_INHIBIT_MS, consumer_factor=10.0),
         sim=dataclasses.replace(config.sim, **sim),
     )
 

@@ -104,6 +104,11 @@ class Daemon:
         from bptd.api.telemetry import Publisher
 
         cfg, api = self.cfg, self.cfg.api
+        # the limits kernels are compiled (or loaded from numba's cache) before any device
+        # runs: a compile inside the first tick would stall the loop for seconds
+        from bptd.limits import warm_up
+
+        warm_up()
         try:
             self.journal = SessionJournal(self.records_dir, cfg.records.fsync_interval_s)
         except OSError as exc:
