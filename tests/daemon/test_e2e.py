@@ -205,10 +205,10 @@ def test_v2v_one_vehicle_charges_another_through_the_ac_bus(
     left = st.wait("connector.left", near(5000), 10.0, "left charging")
     right = st.wait("connector.right", near(-5000), 10.0, "right discharging")
     assert left["modules"] == [1] and right["modules"] == [2]
-    m1 = st.wait("module.1", lambda p: p["ac_power_w"] is not None and p["ac_power_w"] > 4000)
-    m2 = st.wait("module.2", lambda p: p["ac_power_w"] is not None and p["ac_power_w"] < -4000)
-    # what the grid sees is only the two modules' losses
-    assert 0 < m1["ac_power_w"] + m2["ac_power_w"] < 1500
+    # the charging module draws more from the AC bus than it delivers (its losses), the
+    # discharging one feeds back less than it takes from its vehicle
+    st.wait("module.1", lambda p: (p["ac_power_w"] or 0.0) > 5000.0, 10.0, "AC in > DC out")
+    st.wait("module.2", lambda p: -5000.0 < (p["ac_power_w"] or 0.0) < -4000.0, 10.0, "AC out")
     with pytest.raises(ApiError) as exc:
         st.call("setpoint", connector="left", power_w=1e9)
     assert exc.value.code == "out_of_range"
