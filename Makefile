@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-$(SYSDEPS): tools/system-deps.sh $(STAMP)
+$(SYSDEPS): tools/system-deps.sh $(wildcard tools/setup.d/*.sh) $(STAMP)
 	bash tools/system-deps.sh
 	@touch $(SYSDEPS)
 
