@@ -1,0 +1,5 @@
+import sys
+
+from bptd.http.cli import main
+
+sys.exit(main())
