@@ -93,7 +93,13 @@ class Api:
         self.commands = await self.link.call("commands")
         config = await self.link.call("config")
         self.connectors = {c["name"]: c for c in config.get("connectors", [])}
-        self.document = openapi.document(self.commands, self.settings.secc)
+        status = await self.link.call("status")
+        modules = sorted(int(n) for n in status.get("modules", {}))
+        self.document = openapi.document(
+            self.commands,
+            self.settings.secc,
+            {"connectors": list(self.connectors), "modules": modules},
+        )
 
     # ------------------------------------------------------------------ auth
     async def user(self, request: web.Request) -> str | None:
@@ -147,6 +153,18 @@ def _api(request: web.Request) -> Api:
 
 
 # ---------------------------------------------------------------------- middleware
+def allowed(api: Api, path: str) -> str:
+    """The methods a path takes (the ``Allow`` header of a 405)."""
+    if path.startswith("/api/"):
+        name = path[len("/api/") :]
+        if name in ("history", "events") or name in openapi.READS:
+            return "GET, HEAD" + (", POST" if name in openapi.READS else "")
+        return "POST"
+    if path.startswith("/supervisor/"):
+        return "PUT"
+    return "GET, HEAD"
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every refusal as a JSON error with a 4xx status and a clear message."""
@@ -162,11 +180,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        allow: dict[str, str] = {}
+        if exc.status == 405:
+            allow = {"Allow": ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))}
+            allow = {"Allow": allowed(_api(request), request.path)}
         message = {
             404: f"no such resource: {request.method} {request.path[:200]} (see /openapi.json)",
-            405: f"{request.method} is not allowed on {request.path[:200]}",
+            405: f"{request.method} is not allowed on {request.path[:200]}; "
+            f"allowed: {allow.get('Allow', '')}",
         }.get(exc.status, exc.reason)
-        return error_response(exc.status, "bad_request", message)
+        return error_response(exc.status, "bad_request", message, **allow)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -233,6 +256,8 @@ def _query_args(api: Api, name: str, request: web.Request) -> dict[str, Any]:
 
 def _command_name(api: Api, request: web.Request) -> str:
     name = request.match_info["cmd"]
+    if name in ("history", "events"):
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
     if name not in api.commands:
         raise HttpError(
             404, "unknown_command", f"unknown command {name[:60]!r}; GET /api/commands lists them"
@@ -244,7 +269,7 @@ async def get_command(request: web.Request) -> web.Response:
     api = _api(request)
     name = _command_name(api, request)
     if name not in openapi.READS:
-        raise HttpError(405, "bad_request", f"{name} changes the station: use POST")
+        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
     args = _query_args(api, name, request)
     return web.json_response(await api.call(name, request.get("user"), **args))
 
@@ -256,7 +281,7 @@ async def post_command(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise HttpError(400, "bad_request", "the body must be a JSON object of arguments")
     for reserved in ("cmd", "id"):
-        if reserved in body:
+        if reserved in body and reserved not in api.commands[name].get("arguments", {}):
             raise HttpError(
                 400,
                 "invalid_argument",
@@ -271,7 +296,7 @@ async def history(request: web.Request) -> web.Response:
     if not name:
         raise HttpError(400, "invalid_argument", "connector is required")
     if name not in api.connectors:
-        raise HttpError(404, "invalid_argument", f"unknown connector {name[:40]!r}")
+        raise HttpError(400, "invalid_argument", f"unknown connector {name[:40]!r}")
     try:
         seconds = float(request.query.get("seconds", api.settings.history_s))
     except ValueError:

@@ -67,9 +67,31 @@ def arg_schema(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def body_schema(arguments: dict[str, Any]) -> dict[str, Any]:
+def named(
+    name: str, spec: dict[str, Any], station: dict[str, Any], cmd: str = ""
+) -> dict[str, Any]:
+    """:func:`arg_schema`, narrowed by the station: connector names, module numbers,
+    contactor configuration ids (``sessions`` filters by any name: not narrowed)."""
+    out = arg_schema(spec)
+    narrow = cmd != "sessions" and spec.get("type") == "str" and station.get("connectors")
+    if name == "connector" and narrow:
+        out["enum"] = list(station["connectors"])
+    configuration = (cmd == "select_configuration" and name == "id") or name == "configuration"
+    if configuration and spec.get("type") == "int" and station.get("configurations"):
+        out["enum"] = list(station["configurations"])
+        out.pop("minimum", None)
+        out.pop("maximum", None)
+    if name == "n" and spec.get("type") == "int" and station.get("modules"):
+        out["minimum"] = min(station["modules"])
+        out["maximum"] = max(station["modules"])
+    return out
+
+
+def body_schema(
+    arguments: dict[str, Any], station: dict[str, Any], cmd: str = ""
+) -> dict[str, Any]:
     free = "*" in arguments
-    props = {k: arg_schema(v) for k, v in arguments.items() if k != "*"}
+    props = {k: named(k, v, station, cmd) for k, v in arguments.items() if k != "*"}
     required = [k for k, v in arguments.items() if k != "*" and v.get("required")]
     schema: dict[str, Any] = {"type": "object", "properties": props}
     if required:
@@ -90,8 +112,12 @@ def _responses(ok: str, *codes: str) -> dict[str, Any]:
     return out
 
 
-def document(commands: dict[str, Any], secc: dict[str, str]) -> dict[str, Any]:
-    """The OpenAPI 3.0 document for the daemon's ``commands`` result."""
+def document(
+    commands: dict[str, Any], secc: dict[str, str], station: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The OpenAPI 3.0 document for the daemon's ``commands`` result; ``station`` gives the
+    connector names and module numbers (``{"connectors": [...], "modules": [...]}``)."""
+    station = station or {}
     paths: dict[str, Any] = {}
     errors = ("400", "401", "403", "404", "409", "413", "502", "503")
     for name, spec in sorted(commands.items()):
@@ -108,7 +134,9 @@ def document(commands: dict[str, Any], secc: dict[str, str]) -> dict[str, Any]:
                 "requestBody": {
                     "required": bool(arguments)
                     and any(v.get("required") for v in arguments.values()),
-                    "content": {"application/json": {"schema": body_schema(arguments)}},
+                    "content": {
+                        "application/json": {"schema": body_schema(arguments, station, name)}
+                    },
                 },
                 "responses": _responses("the command's result", *errors),
             }
@@ -119,7 +147,9 @@ def document(commands: dict[str, Any], secc: dict[str, str]) -> dict[str, Any]:
                     "name": k,
                     "in": "query",
                     "required": bool(v.get("required")),
-                    "schema": {kk: vv for kk, vv in arg_schema(v).items() if kk != "nullable"},
+                    "schema": {
+                        kk: vv for kk, vv in named(k, v, station, name).items() if kk != "nullable"
+                    },
                 }
                 for k, v in arguments.items()
                 if k != "*"
