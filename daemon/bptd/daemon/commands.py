@@ -376,23 +376,50 @@ class Commands:
         cr = loop.connectors[name]
         out = loop.outputs.get(name)
         rc = loop.cfg.module_ratings
+        conn = s.connector
         alloc = s.allocation
         series = alloc.series_count if alloc else 1
+        n = len(alloc.modules) if alloc else max(len(loop.modules), 1)
+        strings = max(n // series, 1)
+        ul = cr.limits
+        # what the station offers this connector, without the vehicle's own limits (the
+        # frontend announces these to the vehicle): the ratings of the allocated modules (of
+        # every module before an allocation), the connector's hard limits, the user limits
+        evse = {
+            "max_voltage_v": min(conn.max_voltage_v, rc.max_voltage_v * series,
+                                 ul.max_charge_voltage_v),
+            "min_voltage_v": rc.min_charge_voltage_v * series,
+            "min_discharge_voltage_v": rc.min_discharge_voltage_v * series,
+            "max_charge_current_a": min(conn.max_current_a, rc.max_charge_current_a * strings,
+                                        ul.max_charge_current_a),
+            "max_discharge_current_a": min(conn.max_current_a,
+                                           rc.max_discharge_current_a * strings,
+                                           ul.max_discharge_current_a),
+            "max_charge_power_w": min(conn.max_power_w, rc.max_charge_power_w * n,
+                                      ul.max_charge_power_w),
+            "max_discharge_power_w": min(conn.max_power_w, rc.max_discharge_power_w * n,
+                                         ul.max_discharge_power_w),
+        }  # fmt: skip
+        if not s.bidirectional:
+            evse["max_discharge_current_a"] = evse["max_discharge_power_w"] = 0.0
         if alloc is not None:
             i = cr.index
             lim = loop.engine.limits
-            chg_i, dis_i = cr.charge_limit_a, -cr.discharge_limit_a
-            chg_p, dis_p = float(lim.charge_power_w[i]), -float(lim.discharge_power_w[i])
+            in_force = {
+                "charge_current_a": _finite(cr.charge_limit_a),
+                "discharge_current_a": _finite(-cr.discharge_limit_a),
+                "charge_power_w": _finite(float(lim.charge_power_w[i])),
+                "discharge_power_w": _finite(-float(lim.discharge_power_w[i])),
+            }
         else:
-            n = max(len(loop.modules), 1)
-            chg_i = min(s.connector.max_current_a, rc.max_charge_current_a * n)
-            dis_i = min(s.connector.max_current_a, rc.max_discharge_current_a * n)
-            chg_p = min(s.connector.max_power_w, rc.max_charge_power_w * n)
-            dis_p = min(s.connector.max_power_w, rc.max_discharge_power_w * n)
+            in_force = None
         hlc = out.hlc if out is not None else None
+        chip = s.inputs.chipset
+        cp = int(chip.get("cp_state", -1)) if chip is not None else -1
         return {
             "connector": name,
             "state": s.state.value,
+            "cp": "ABCDEF"[cp] if 0 <= cp < 6 else None,
             "cable_check_done": bool(hlc and hlc.cable_check_done),
             "isolation": hlc.isolation if hlc else "invalid",
             "precharge_done": bool(hlc and hlc.precharge_done),
@@ -403,14 +430,8 @@ class Commands:
             "bidirectional": s.bidirectional,
             "control": s.control.value,
             "fault": None if s.fault is None else s.fault.value,
-            "evse": {
-                "max_voltage_v": min(s.connector.max_voltage_v, rc.max_voltage_v * series),
-                "min_voltage_v": rc.min_charge_voltage_v * series,
-                "max_charge_current_a": _finite(chg_i),
-                "max_discharge_current_a": _finite(dis_i) if s.bidirectional else 0.0,
-                "max_charge_power_w": _finite(chg_p),
-                "max_discharge_power_w": _finite(dis_p) if s.bidirectional else 0.0,
-            },
+            "evse": {k: _finite(v) for k, v in evse.items()},
+            "in_force": in_force,
         }
 
     def hlc_update(self, args: dict[str, Any]) -> Any:

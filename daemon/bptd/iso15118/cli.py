@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--evse-id", default="DE*BPT*E0001", help="EVSE ID sent to the vehicle")
     p.add_argument("--no-bpt", action="store_true", help="offer DC only, not DC_BPT (-20)")
+    p.add_argument(
+        "--env-file",
+        default="/etc/bptd/iso15118.env",
+        help="further iso15118 package settings (KEY=value lines), when the file exists",
+    )
     p.add_argument("--timeout", type=float, default=1.0, help="bptd answer timeout, s")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", default="json", choices=("json", "console"))
@@ -100,7 +105,8 @@ async def _run(args: argparse.Namespace) -> int:
 
     logging.getLogger().setLevel(args.stack_log_level.upper())
     config = Config()
-    config.load_envs(env_path="/nonexistent/.env")  # settings from the environment only
+    env_file = args.env_file if os.path.isfile(args.env_file) else "/bptd-iso15118-none.env"
+    config.load_envs(env_path=env_file)  # the environment set above, then the file
     client = AsyncClient(args.control, timeout_s=args.timeout, server_key=args.server_key)
     bridge = HlcBridge(client, args.connector, authorize=args.authorize)
     controller = BptdEVSEController(bridge, evse_id=args.evse_id, bpt=not args.no_bpt)
