@@ -41,4 +41,4 @@ warm-cache: $(STAMP)
 	$(BIN)/bptd warm-cache
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info daemon/*.egg-info
+	rm -rf $(VENV) .venv-iso15118 .pytest_cache build *.egg-info daemon/*.egg-info

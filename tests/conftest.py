@@ -35,6 +35,15 @@ def reference_config() -> Config:
 
 
 @pytest.fixture(scope="session")
+def station_config(reference_config: Config) -> Config:
+    """The reference station with a heartbeat consumer patient enough for a loaded test
+    machine (tests/station_rig.py): for every test that is not about loss detection."""
+    from station_rig import patient
+
+    return patient(reference_config)
+
+
+@pytest.fixture(scope="session")
 def reference_profile() -> Profile:
     return load_profile()
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import can
 import pytest
-from tests.daemon.conftest import Station
 from tests.daemon.helpers import wait_until
 
 from bptd.chademo import frames as fr
 from bptd.chademo.protocol import Stage
 from bptd.sim.chademo_ev import EvStage
+from station_rig import Station
 
 TOLERANCE_W = 300.0  # as tests/daemon/test_e2e.py: module current accuracy and the last step
 CHADEMO_DBC = str(fr.DBC_PATH)

@@ -10,8 +10,7 @@ import pytest
 
 from bptd.api.protocol import ApiError
 from bptd.config import Config, ConnectorConfig, ContactorConfiguration
-
-from .conftest import Station
+from station_rig import Station
 
 TOLERANCE_W = 300.0  # module current accuracy (1 % of 32 A) and the ramp's last step
 
@@ -195,9 +194,9 @@ def two_ccs(config: Config) -> Config:
 
 
 def test_v2v_one_vehicle_charges_another_through_the_ac_bus(
-    reference_config: Config, make_station: Any
+    station_config: Config, make_station: Any
 ) -> None:
-    st: Station = make_station(two_ccs(reference_config))
+    st: Station = make_station(two_ccs(station_config))
     st.start_session("left", [1])
     st.start_session("right", [2])
     st.call("setpoint", connector="left", power_w=5000)
@@ -245,9 +244,9 @@ def test_every_command_is_documented(station: Station) -> None:
 
 
 def test_losing_a_module_stops_only_its_connector(
-    reference_config: Config, make_station: Any
+    station_config: Config, make_station: Any
 ) -> None:
-    st: Station = make_station(two_ccs(reference_config))
+    st: Station = make_station(two_ccs(station_config))
     st.start_session("left", [1])
     st.start_session("right", [2])
     st.call("setpoint", connector="left", power_w=4000)

@@ -72,7 +72,7 @@ def depth(value: Any) -> int:
 
 # ---------------------------------------------------------------------- the daemon
 @pytest.fixture
-def daemon(reference_config: Config, tmp_path: Path) -> Iterator[Daemon]:
+def daemon(station_config: Config, tmp_path: Path) -> Iterator[Daemon]:
     """The daemon on its in-process virtual station, no virtual EVCC (nothing moves)."""
     opts = DaemonOptions(
         sim=True,
@@ -81,7 +81,7 @@ def daemon(reference_config: Config, tmp_path: Path) -> Iterator[Daemon]:
         records_dir=str(tmp_path / "records"),
         evcc=False,
     )
-    d = Daemon(reference_config, opts).start_thread()
+    d = Daemon(station_config, opts).start_thread()
     try:
         assert d.ready.wait(BOOT_TIMEOUT_S), "daemon not ready"
         yield d

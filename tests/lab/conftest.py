@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from bptd.api.client import Client, Subscriber
+import station_rig
 from bptd.config import Config
-from bptd.daemon.app import Daemon, DaemonOptions
-from daemon.conftest import BOOT_TIMEOUT_S, Station  # tests/daemon (tests/ is on sys.path)
+from station_rig import Station
 
 #: the measurement rate of the lab tests (the default 10 Hz is too coarse for activation
 #: times; a lab raises ``[station] telemetry_hz`` the same way)
@@ -29,12 +28,11 @@ RPDO_INHIBIT_MS = 10
 
 def lab_config(config: Config, **sim: Any) -> Config:
     """``config`` with the lab's telemetry rate and these virtual-module dynamics."""
+    config = station_rig.patient(config)
     return dataclasses.replace(
         config,
         station=dataclasses.replace(config.station, telemetry_hz=TELEMETRY_HZ),
-        # a patient heartbeat consumer: the measurements do not depend on it, and a loaded
-        # test machine must not turn a slow thread switch into a lost module
-        can=dataclasses.replace(config.can, rpdo_inhibit_ms=RPDO_INHIBIT_MS, consumer_factor=10.0),
+        can=dataclasses.replace(config.can, rpdo_inhibit_ms=RPDO_INHIBIT_MS),
         sim=dataclasses.replace(config.sim, **sim),
     )
 
@@ -54,23 +52,8 @@ class Lab:
 @contextmanager
 def running(config: Config, where: Path) -> Iterator[Lab]:
     """A daemon with the virtual station on ``config``, its sockets under ``where``."""
-    opts = DaemonOptions(
-        sim=True,
-        control=f"ipc://{where}/control.sock",
-        telemetry=f"ipc://{where}/telemetry.sock",
-        records_dir=str(where / "records"),
-    )
-    daemon = Daemon(config, opts).start_thread()
-    try:
-        assert daemon.ready.wait(BOOT_TIMEOUT_S), "daemon not ready"
-        with (
-            Client(opts.control or "", timeout_s=10.0) as client,
-            Subscriber(opts.telemetry or "", ("connector.", "event")) as sub,
-        ):
-            yield Lab(Station(daemon, client, sub), opts.control or "", opts.telemetry or "",
-                      config)  # fmt: skip
-    finally:
-        daemon.stop_thread()
+    with station_rig.running(config, where, topics=("connector.", "event")) as st:
+        yield Lab(st, st.control, st.telemetry_endpoint, config)
 
 
 @pytest.fixture

@@ -13,31 +13,14 @@ import pytest
 from ocpp_csms import Csms
 from ocpp_rig import Frontend, Station
 
-from bptd.api.client import Client, Subscriber
 from bptd.config import Config
-from bptd.daemon.app import Daemon, DaemonOptions
-
-BOOT_TIMEOUT_S = 20.0
+from station_rig import running
 
 
 @pytest.fixture
-def station(reference_config: Config, tmp_path: Path) -> Iterator[Station]:
-    opts = DaemonOptions(
-        sim=True,
-        control=f"ipc://{tmp_path}/control.sock",
-        telemetry=f"ipc://{tmp_path}/telemetry.sock",
-        records_dir=str(tmp_path / "records"),
-    )
-    daemon = Daemon(reference_config, opts).start_thread()
-    try:
-        assert daemon.ready.wait(BOOT_TIMEOUT_S), "daemon not ready"
-        with (
-            Client(opts.control or "", timeout_s=10.0) as client,
-            Subscriber(opts.telemetry or "", ("connector.", "event")) as sub,
-        ):
-            yield Station(daemon, client, sub, opts)
-    finally:
-        daemon.stop_thread()
+def station(station_config: Config, tmp_path: Path) -> Iterator[Station]:
+    with running(station_config, tmp_path, topics=("connector.", "event")) as st:
+        yield st
 
 
 @pytest.fixture

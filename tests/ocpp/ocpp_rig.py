@@ -1,62 +1,15 @@
-"""The OCPP rig: bptd with a client and a subscriber, bptd-ocpp as a process."""
+"""The OCPP rig: bptd-ocpp as a process beside the daemon of tests/station_rig.py."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ocpp_csms import Csms
 
-from bptd.api.client import Client, Subscriber
-from bptd.daemon.app import Daemon
-
-
-class Station:
-    """bptd with a client and a telemetry subscriber (as tests/daemon/conftest.py)."""
-
-    def __init__(self, daemon: Daemon, client: Client, telemetry: Subscriber, opts: Any) -> None:
-        self.daemon = daemon
-        self.client = client
-        self.telemetry = telemetry
-        self.control = opts.control
-        self.telemetry_endpoint = opts.telemetry
-
-    def call(self, cmd: str, **args: Any) -> Any:
-        return self.client.call(cmd, **args)
-
-    def wait(
-        self,
-        topic: str,
-        predicate: Callable[[dict[str, Any]], bool],
-        timeout_s: float = 15.0,
-        what: str = "",
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        last: dict[str, Any] | None = None
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {topic} with {what or 'the condition'}; last: {last}")
-            msg = self.telemetry.recv(remaining)
-            if msg is None or msg[0] != topic:
-                continue
-            last = msg[1]
-            if predicate(msg[1]):
-                return msg[1]
-
-    def wait_state(self, connector: str, state: str, timeout_s: float = 15.0) -> dict[str, Any]:
-        return self.wait(
-            f"connector.{connector}", lambda p: p["state"] == state, timeout_s, f"state {state}"
-        )
-
-    def plug(self, connector: str = "ccs", vehicle: str = "bpt", **params: Any) -> None:
-        self.call("sim", action="plug", connector=connector, vehicle=vehicle, **params)
-        self.wait_state(connector, "connected")
+from station_rig import Station
 
 
 class Frontend:

@@ -247,7 +247,8 @@ def test_a_vehicle_without_bpt_announces_no_discharge() -> None:
     assert u["bpt"] is False
     assert u["max_discharge_current_a"] == 0.0 and u["max_discharge_power_w"] == 0.0
     assert u["max_charge_current_a"] == 125.0 and u["max_voltage_v"] == 450.0
-    assert u["soc"] == pytest.approx(v["soc"] * 100.0) and u["present_voltage_v"] == v["terminal_voltage_v"]
+    assert u["soc"] == pytest.approx(v["soc"] * 100.0)
+    assert u["present_voltage_v"] == v["terminal_voltage_v"]
 
 
 def test_a_failed_vehicle_action_is_repeated() -> None:
