@@ -48,6 +48,39 @@ def secure_ipc(path: pathlib.Path | None, mode: int = 0o660, group: str = "") ->
         os.chown(path, -1, grp.getgrnam(group).gr_gid)
 
 
+def bind_server_socket(
+    context: zmq.Context[Any],
+    kind: int,
+    endpoint: str,
+    curve: CurveConfig | None,
+    mode: int,
+    group: str,
+    options: tuple[tuple[int, int], ...],
+) -> tuple[zmq.Socket[bytes], CurveServerGuard | None, str]:
+    """A socket of ``kind`` bound at ``endpoint``: options set, CURVE applied when the
+    endpoint needs it (a :class:`ConfigError` before anything is opened when keys are
+    missing), an ipc file given ``mode`` and ``group``. Returns the socket, its CURVE guard
+    and what was bound (``tcp://127.0.0.1:*`` becomes ``tcp://127.0.0.1:<port>``)."""
+    keys = check_endpoint(endpoint, curve)
+    sock: zmq.Socket[bytes] = context.socket(kind)
+    guard: CurveServerGuard | None = None
+    try:
+        for option, value in options:
+            sock.setsockopt(option, value)
+        if keys is not None:
+            guard = CurveServerGuard(context, keys)
+            guard.apply(sock)
+        ipc = prepare_ipc(endpoint)
+        sock.bind(endpoint)
+        secure_ipc(ipc, mode, group)
+        return sock, guard, sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    except BaseException:
+        sock.close(0)
+        if guard is not None:
+            guard.close()
+        raise
+
+
 class CommandServer:
     """ROUTER socket bound at ``endpoint``; ``handler(request) -> result`` or raises ApiError.
 
@@ -67,24 +100,10 @@ class CommandServer:
         self.endpoint = endpoint
         self.handler = handler
         self._ctx = context or zmq.Context.instance()
-        keys = check_endpoint(endpoint, curve)  # ConfigError before anything is opened
-        self._guard: CurveServerGuard | None = None
-        self.socket: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
-        try:
-            self.socket.setsockopt(zmq.LINGER, 0)
-            self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
-            self.socket.setsockopt(zmq.MAXMSGSIZE, 1 << 20)
-            if keys is not None:
-                self._guard = CurveServerGuard(self._ctx, keys)
-                self._guard.apply(self.socket)
-            ipc = prepare_ipc(endpoint)
-            self.socket.bind(endpoint)
-            secure_ipc(ipc, mode, group)
-            # what was bound: tcp://127.0.0.1:* becomes tcp://127.0.0.1:<port>
-            self.bound_endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        except BaseException:
-            self.close()
-            raise
+        self.socket, self._guard, self.bound_endpoint = bind_server_socket(
+            self._ctx, zmq.ROUTER, endpoint, curve, mode, group,
+            ((zmq.LINGER, 0), (zmq.ROUTER_MANDATORY, 0), (zmq.MAXMSGSIZE, 1 << 20)),
+        )  # fmt: skip
         self.served = 0
         log.debug("api_socket_bound", endpoint=endpoint, curve=self._guard is not None)
 

@@ -25,8 +25,8 @@ import structlog
 import zmq
 
 from bptd.api.protocol import _clean
-from bptd.api.security import CurveConfig, CurveServerGuard, apply_client_keys, check_endpoint
-from bptd.api.server import prepare_ipc, secure_ipc
+from bptd.api.security import CurveConfig, apply_client_keys
+from bptd.api.server import bind_server_socket
 
 log = structlog.get_logger(__name__)
 
@@ -78,26 +78,13 @@ class Publisher:
     ) -> None:
         self.endpoint = endpoint
         self._ctx = context or zmq.Context.instance()
-        keys = check_endpoint(endpoint, curve)
-        self._guard: CurveServerGuard | None = None
-        self.socket: zmq.Socket[bytes] = self._ctx.socket(zmq.PUB)
-        try:
-            self.socket.setsockopt(zmq.SNDHWM, SNDHWM)
-            self.socket.setsockopt(zmq.LINGER, 0)
-            if keys is not None:
-                self._guard = CurveServerGuard(self._ctx, keys)
-                self._guard.apply(self.socket)
-            ipc = prepare_ipc(endpoint)
-            self.socket.bind(endpoint)
-            secure_ipc(ipc, mode, group)
-            # what was bound: tcp://127.0.0.1:* becomes tcp://127.0.0.1:<port>
-            self.bound_endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        except BaseException:
-            self.close()
-            raise
+        self.socket, self._guard, self.bound_endpoint = bind_server_socket(
+            self._ctx, zmq.PUB, endpoint, curve, mode, group,
+            ((zmq.SNDHWM, SNDHWM), (zmq.LINGER, 0)),
+        )  # fmt: skip
         self.sent = 0
         self.dropped = 0
-        log.debug("telemetry_socket_bound", endpoint=endpoint, curve=keys is not None)
+        log.debug("telemetry_socket_bound", endpoint=endpoint, curve=self._guard is not None)
 
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         """Send ``[topic, json]`` now, or drop it (counted) when the socket cannot take it."""
