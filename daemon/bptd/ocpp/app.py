@@ -772,6 +772,38 @@ class Frontend:
     def trigger_readings(self, conn: Conn) -> list[Reading]:
         return self._readings(conn, "measurands")
 
+    def common_trigger(
+        self, message: str, conns: list[Conn]
+    ) -> Callable[[], Coroutine[Any, Any, None]] | None:
+        """What sends a TriggerMessage ``message`` that every version has in common
+        (Heartbeat, StatusNotification, MeterValues, an idle status notification), or
+        None when the version must decide."""
+        if message == "Heartbeat":
+
+            async def send() -> None:
+                await self.send("Heartbeat", {})
+        elif message == "StatusNotification":
+
+            async def send() -> None:
+                for c in conns:
+                    await self.send_status(c)
+        elif message == "MeterValues":
+
+            async def send() -> None:
+                for c in conns:
+                    await self.send(
+                        *self.adapter.meter_values(c, self.trigger_readings(c), "Trigger")
+                    )
+        elif message in (
+            "LogStatusNotification", "FirmwareStatusNotification", "DiagnosticsStatusNotification"
+        ):  # fmt: skip
+
+            async def send() -> None:
+                await self.send(message, {"status": "Idle"})
+        else:
+            return None
+        return send
+
     def trigger_tx_update(self, conn: Conn) -> bool:
         if conn.tx is None:
             return False

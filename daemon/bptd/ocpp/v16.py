@@ -316,32 +316,12 @@ class ChargePoint16(StationMixin, _ChargePoint16):
         if connector_id is not None and connector_id != 0 and fe.conn(connector_id) is None:
             return call_result.TriggerMessage(status="Rejected")
         conns = [fe.conn(connector_id)] if connector_id else list(fe.conns)
-        send = None
         if requested_message == "BootNotification":
             send = fe.boot_now
-        elif requested_message == "Heartbeat":
-
-            async def send() -> None:
-                await fe.send("Heartbeat", {})
-        elif requested_message == "StatusNotification":
-
-            async def send() -> None:
-                for c in conns:
-                    await fe.send_status(c)
-        elif requested_message == "MeterValues":
-
-            async def send() -> None:
-                for c in conns:
-                    await fe.send(*fe.adapter.meter_values(c, fe.trigger_readings(c), "Trigger"))
-        elif requested_message == "DiagnosticsStatusNotification":
-
-            async def send() -> None:
-                await fe.send("DiagnosticsStatusNotification", {"status": "Idle"})
-        elif requested_message == "FirmwareStatusNotification":
-
-            async def send() -> None:
-                await fe.send("FirmwareStatusNotification", {"status": "Idle"})
-
+        elif requested_message == "LogStatusNotification":  # a 2.x message
+            send = None
+        else:
+            send = fe.common_trigger(requested_message, conns)
         if send is None:
             return call_result.TriggerMessage(status="NotImplemented")
         self.later(send)

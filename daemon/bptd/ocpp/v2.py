@@ -414,20 +414,6 @@ class _Handlers2(StationMixin):
                     status_info=_info("AlreadyAccepted", "the boot was accepted"),
                 )
             send = fe.boot_now
-        elif requested_message == "Heartbeat":
-
-            async def send() -> None:
-                await fe.send("Heartbeat", {})
-        elif requested_message == "StatusNotification":
-
-            async def send() -> None:
-                for c in conns:
-                    await fe.send_status(c)
-        elif requested_message == "MeterValues":
-
-            async def send() -> None:
-                for c in conns:
-                    await fe.send(*fe.adapter.meter_values(c, fe.trigger_readings(c), "Trigger"))
         elif requested_message == "TransactionEvent":
             running = [c for c in conns if c.tx is not None]
             if not running:
@@ -440,10 +426,8 @@ class _Handlers2(StationMixin):
             async def send() -> None:
                 for c in running:
                     fe.trigger_tx_update(c)
-        elif requested_message in ("LogStatusNotification", "FirmwareStatusNotification"):
-
-            async def send() -> None:
-                await fe.send(requested_message, {"status": "Idle"})
+        elif requested_message != "DiagnosticsStatusNotification":  # a 1.6 message
+            send = fe.common_trigger(requested_message, conns)
 
         if send is None:
             return self._cr("TriggerMessage", status="NotImplemented")
@@ -465,25 +449,31 @@ class _Handlers2(StationMixin):
             return "UnknownVariable", None
         return "Accepted", var
 
+    def _variable_result(self, item: dict[str, Any]) -> tuple[dict[str, Any], Var | None]:
+        """The result entry for one Get/SetVariables item and the variable it names (None
+        when it is unknown or the attribute type is not ``Actual``)."""
+        component, variable = item["component"], item["variable"]
+        attribute = item.get("attribute_type", "Actual")
+        status, var = self._locate(component, variable)
+        res: dict[str, Any] = {
+            "attribute_status": status,
+            "attribute_type": attribute,
+            "component": component,
+            "variable": variable,
+        }
+        if var is not None and attribute != "Actual":
+            res["attribute_status"] = "NotSupportedAttributeType"
+            var = None
+        return res, var
+
     @on("GetVariables")
     async def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
         dm = self.fe.devmodel
         results = []
         for item in get_variable_data:
-            component, variable = item["component"], item["variable"]
-            attribute = item.get("attribute_type", "Actual")
-            status, var = self._locate(component, variable)
-            res: dict[str, Any] = {
-                "attribute_status": status,
-                "attribute_type": attribute,
-                "component": component,
-                "variable": variable,
-            }
+            res, var = self._variable_result(item)
             if var is not None:
-                if attribute != "Actual":
-                    res["attribute_status"] = "NotSupportedAttributeType"
-                else:
-                    res["attribute_value"] = dm.text(var.key)[:2500]
+                res["attribute_value"] = dm.text(var.key)[:2500]
             results.append(res)
         return self._cr("GetVariables", get_variable_result=results)
 
@@ -492,25 +482,14 @@ class _Handlers2(StationMixin):
         dm = self.fe.devmodel
         results = []
         for item in set_variable_data:
-            component, variable = item["component"], item["variable"]
-            attribute = item.get("attribute_type", "Actual")
-            status, var = self._locate(component, variable)
-            res: dict[str, Any] = {
-                "attribute_type": attribute,
-                "attribute_status": status,
-                "component": component,
-                "variable": variable,
-            }
+            res, var = self._variable_result(item)
             if var is not None:
-                if attribute != "Actual":
-                    res["attribute_status"] = "NotSupportedAttributeType"
-                else:
-                    problem = dm.set(var.key, item["attribute_value"])
-                    if problem:
-                        res["attribute_status"] = "Rejected"
-                        res["attribute_status_info"] = _info(
-                            "ReadOnly" if var.readonly else "InvalidValue", problem
-                        )
+                problem = dm.set(var.key, item["attribute_value"])
+                if problem:
+                    res["attribute_status"] = "Rejected"
+                    res["attribute_status_info"] = _info(
+                        "ReadOnly" if var.readonly else "InvalidValue", problem
+                    )
             results.append(res)
         self.fe._save()
         return self._cr("SetVariables", set_variable_result=results)
