@@ -104,7 +104,7 @@ def parse_limitations(body: Any) -> dict[str, float]:
         v = float(value)
         top = LIMIT_MAX[arg[arg.rindex("_") :]]
         if not math.isfinite(v) or not 0 <= v <= top:
-            raise VendorError(f"{field}={value!r} is outside 0..{top:g}")
+            raise VendorError(f"{field}={value!r} is outside 0..{top:.0f}")
         out[arg] = v
     return out
 
