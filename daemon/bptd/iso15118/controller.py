@@ -315,7 +315,7 @@ class BptdEVSEController(SimEVSEController):
         elif self._stop_wanted():
             code = DCEVSEStatusCode.EVSE_SHUTDOWN
             notification = EVSENotification.STOP_CHARGING
-        elif report.get("state") == "cable_check":
+        elif report.get("state") == "cable_check" and not report.get("cable_check_done"):
             code = DCEVSEStatusCode.EVSE_ISOLATION_MONITORING_ACTIVE
         return DCEVSEStatus(
             evse_notification=notification,
