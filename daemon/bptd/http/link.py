@@ -63,19 +63,31 @@ class Link:
         return await self.client.call(cmd, **args)
 
     async def wait_ready(self, stopping: asyncio.Event, period_s: float = 1.0) -> bool:
-        """Ping until bptd answers (True) or ``stopping`` is set (False)."""
+        """Ping until bptd answers (True) or ``stopping`` is set (False, at once)."""
         warned = False
-        while not stopping.is_set():
-            try:
-                await self.call("ping")
-                return True
-            except ApiError as exc:
-                if not warned:
-                    log.warning("http_waiting_for_bptd", endpoint=self.control, error=str(exc))
-                    warned = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), period_s)
-        return False
+        stop = asyncio.ensure_future(stopping.wait())
+        try:
+            while True:
+                ping = asyncio.ensure_future(self.call("ping"))
+                await asyncio.wait({ping, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if stop.done():
+                    ping.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ApiError):
+                        await ping
+                    return False
+                try:
+                    ping.result()
+                    return True
+                except ApiError as exc:
+                    if not warned:
+                        log.warning("http_waiting_for_bptd", endpoint=self.control, error=str(exc))
+                        warned = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stop), period_s)
+                if stop.done():
+                    return False
+        finally:
+            stop.cancel()
 
     # ------------------------------------------------------------------ telemetry
     def start_telemetry(self) -> None:
