@@ -34,9 +34,10 @@ def test_schemathesis_finds_no_server_error(station: Station, http: Http, tmp_pa
             "--auth", f"{USER}:{PASSWORD}",
             "--max-examples", "25", "--seed", "20261204", "--workers", "2",
             "--request-timeout", "20",
+            "--generation-database", "none",
             "--report", "junit", "--report-dir", str(report),
         ],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-15000:] + result.stderr[-3000:]
     assert "Server error" not in result.stdout

@@ -45,10 +45,10 @@ def browser() -> Iterator[WebDriver]:
         driver.quit()
 
 
-def output_dir(tmp_path: Path) -> Path:
-    """$BPTD_TEST_OUTPUT/http when set (CI artifacts), else the test's own directory."""
+def output_dir() -> Path:
+    """tests/out/http (git ignores tests/out), or $BPTD_TEST_OUTPUT/http when set."""
     base = os.environ.get("BPTD_TEST_OUTPUT")
-    out = Path(base) / "http" if base else tmp_path
+    out = (Path(base) if base else Path(__file__).resolve().parents[1] / "out") / "http"
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -122,7 +122,7 @@ def test_page_drives_a_session(
     assert "discharge limit" in text and "(" in text  # limits with their binding constraint
     events = browser.find_element(By.ID, "events").text
     assert "energy_transfer" in events, events
-    shot = output_dir(tmp_path) / "station-page.png"
+    shot = output_dir() / "station-page.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10000
 

@@ -109,5 +109,5 @@ def test_sigterm_while_waiting_for_bptd(tmp_path: Path) -> None:
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the first log line: waiting for bptd
     assert "http_waiting_for_bptd" in line, line
-    proc.terminate()  # now in the middle of the next ping, which gets no answer
+    proc.terminate()  # while it waits for bptd
     assert proc.wait(15) == 0
