@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bptd-iso15118's own environment: a Java runtime (the iso15118 package's EXI codec is a
-# jar driven through py4j) and the virtual environment .venv-iso15118 at the repo root
+# jar driven through py4j), iproute2 (the tests' veth pairs) and the virtual environment .venv-iso15118 at the repo root
 # (iso15118 pins pydantic 1, so it cannot share the main .venv). Idempotent: does nothing
 # when both are there and the venv's stamp matches this script's pins.
 set -euo pipefail
@@ -20,18 +20,32 @@ PINS=(
     "aiofile==3.9.0"
     "pyzmq==26.4.0"
     "structlog==25.4.0"
+    # what those pull in, pinned as tested
+    "marshmallow==4.4.0"
+    "python-dotenv==1.2.4"
+    "typing-extensions==4.16.0"
+    "mypy-extensions==1.2.0"
+    "types-psutil==6.1.0.20241221"
+    "types-toml==0.10.8.20260518"
+    "caio==0.9.25"
+    "cffi==2.1.1"
+    "pycparser==3.12"
 )
 STAMP="$VENV/.bptd-iso15118-installed"
 WANT="${PINS[*]}"
 
-if ! command -v java >/dev/null 2>&1; then
+# the EXI codec's Java runtime; iproute2 for the tests' veth pairs
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "iso15118 setup: no java (install a JRE, e.g. default-jre-headless)" >&2
+        echo "iso15118 setup: missing ${missing[*]} (install them as root)" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends default-jre-headless >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
