@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bptd-iso15118's own environment: a Java runtime (the iso15118 package's EXI codec is a
-# jar driven through py4j), iproute2 (the tests' veth pairs) and the virtual environment .venv-iso15118 at the repo root
-# (iso15118 pins pydantic 1, so it cannot share the main .venv). Idempotent: does nothing
-# when both are there and the venv's stamp matches this script's pins.
+# jar driven through py4j), iproute2 (the tests' veth pairs) and the virtual environment
+# .venv-iso15118 at the repo root (iso15118 pins pydantic 1, so it cannot share the main
+# .venv). Idempotent: does nothing when all are there and the venv's stamp matches the pins.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
