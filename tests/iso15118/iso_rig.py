@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,18 @@ class Rig:
         self.procs.append(p)
         return p
 
+    def secc_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until the SECC's UDP and TCP servers are up (its ``status=ready`` log line)."""
+        deadline = time.monotonic() + timeout_s
+        while "status=ready" not in self.secc.output():
+            assert self.secc.alive(), f"bptd-iso15118 ended: {self.secc.output()[-3000:]}"
+            assert time.monotonic() < deadline, f"bptd-iso15118 not ready in {timeout_s} s"
+            time.sleep(0.05)
+
     def vehicle(self, protocol: str, service: str = "DC", mode: str = "scheduled") -> Process:
-        """Start the package's EVCC as the vehicle at connector ccs."""
+        """Start the package's EVCC as the vehicle at connector ccs, once the SECC listens
+        (the EVCC's SDP gives up after 50 requests, 12.5 s)."""
+        self.secc_ready()
         return self._spawn(
             "evcc",
             [str(self.python), str(EV_SCRIPT), "--iface", self.ev_iface,
