@@ -84,6 +84,25 @@ def test_dc_bpt_dynamic_discharges_at_a_setpoint_set_through_bptd(rig: Rig) -> N
     _stop_and_finish(rig, ev)
 
 
+@pytest.mark.parametrize(
+    "protocol", ["ISO_15118_20_DC", "ISO_15118_2"], ids=["iso15118_20", "iso15118_2"]
+)
+def test_a_stop_through_bptd_ends_the_vehicles_session(rig: Rig, protocol: str) -> None:
+    rig.station.plug("ccs", "bpt", soc=0.5)
+    ev = rig.vehicle(protocol, "DC", "scheduled")
+    _charge(rig, ev, +1)
+    # an operator (or OCPP's remote stop) ends the transfer: the SECC tells the vehicle
+    rig.station.call("stop", connector="ccs")
+    rig.watch(lambda m: m["state"] == "finished", 30.0, "state finished")
+    assert ev.proc.wait(timeout=30.0) == 0, ev.output()[-3000:]
+    events = rig.ev_events(ev)
+    assert "stop_requested" not in [e["ev"] for e in events]  # the station stopped, not the EV
+    assert {"ev": "session_ended", "successful": True}.items() <= events[-1].items()
+    assert _in_order(rig.states, [*ENERGIZING, "stopping", "welding_detection", "finished"])
+    vehicle = rig.station.call("sim", action="status")["connectors"]["ccs"]["vehicle"]
+    assert vehicle["contactors_closed"] is False
+
+
 def test_insulation_fault_in_the_cable_check_ends_the_session_on_both_sides(rig: Rig) -> None:
     rig.station.plug("ccs", "bpt", soc=0.5)
     rig.station.call("sim", action="fault", kind="insulation_fault", connector="ccs")
