@@ -87,7 +87,7 @@ class Rig:
         (the EVCC's SDP gives up after 50 requests, 12.5 s)."""
         self.secc_ready()
         return self._spawn(
-            "evcc",
+            f"evcc-{len(self.procs)}",
             [str(self.python), str(EV_SCRIPT), "--iface", self.ev_iface,
              "--control", self.station.control, "--connector", "ccs",
              "--protocol", protocol, "--service", service, "--control-mode", mode],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from ev_vehicle import TARGET_CURRENT_A
 from iso_rig import Process, Rig
 
 ENERGIZING = ["cable_check", "precharge", "energy_transfer"]
@@ -62,6 +63,10 @@ def test_dc_session_charges_through_every_phase(
     assert _in_order(rig.states, ENERGIZING), rig.states
     assert msg["ev"]["bpt"] is (service == "DC_BPT")
     assert msg["control"] == "scheduled"
+    # scheduled: the station follows the vehicle's target current
+    rig.watch(
+        lambda m: abs(m["current_a"] - TARGET_CURRENT_A) < 2.0, 30.0, "the EV's target current"
+    )
     _stop_and_finish(rig, ev)
 
 
@@ -75,6 +80,7 @@ def test_dc_bpt_dynamic_discharges_at_a_setpoint_set_through_bptd(rig: Rig) -> N
     # the grid wants power back: a discharge setpoint through the API in the charge loop
     rig.station.call("setpoint", connector="ccs", power_w=-6000.0)
     _charge(rig, ev, -1)
+    rig.watch(lambda m: abs(m["power_w"] + 6000.0) < 300.0, 30.0, "the -6 kW setpoint")
     soc = rig.soc()
     deadline = time.monotonic() + 30.0
     while rig.soc() >= soc:
@@ -101,6 +107,20 @@ def test_a_stop_through_bptd_ends_the_vehicles_session(rig: Rig, protocol: str) 
     assert _in_order(rig.states, [*ENERGIZING, "stopping", "welding_detection", "finished"])
     vehicle = rig.station.call("sim", action="status")["connectors"]["ccs"]["vehicle"]
     assert vehicle["contactors_closed"] is False
+
+
+def test_a_second_session_without_unplugging(rig: Rig) -> None:
+    rig.station.plug("ccs", "bpt", soc=0.5)
+    first = rig.vehicle("DIN_SPEC_70121", "DC", "scheduled")
+    _charge(rig, first, +1)
+    _stop_and_finish(rig, first)
+    # the driver changes their mind: the vehicle starts a new V2G session, still plugged
+    rig.station.call("sim", action="ev", connector="ccs", stop=False)
+    rig.states.clear()
+    second = rig.vehicle("ISO_15118_20_DC", "DC", "scheduled")
+    _charge(rig, second, +1)
+    assert _in_order(rig.states, ["authorized", *ENERGIZING]), rig.states
+    _stop_and_finish(rig, second)
 
 
 def test_insulation_fault_in_the_cable_check_ends_the_session_on_both_sides(rig: Rig) -> None:

@@ -206,13 +206,17 @@ class HlcBridge:
             return True
         if state == "fault":
             return False
-        if self.authorize_mode == "self" and state == "connected":
-            try:
+        if self.authorize_mode != "self" or state not in ("connected", "finished"):
+            return None
+        try:
+            if state == "finished":  # a new session of a vehicle still plugged: re-arm
+                state = str((await self.client.call("rearm", connector=self.connector))["state"])
+            if state == "connected":
                 await self.client.call("authorize", connector=self.connector)
-                log.info("iso15118_authorized_self", connector=self.connector)
-                return True
-            except ApiError as exc:
-                log.warning("iso15118_authorize_failed", code=str(exc.code), error=exc.message)
+            log.info("iso15118_authorized_self", connector=self.connector)
+            return True
+        except ApiError as exc:
+            log.warning("iso15118_authorize_failed", code=str(exc.code), error=exc.message)
         return None
 
     async def prepare(self) -> None:
