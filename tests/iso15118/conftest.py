@@ -88,14 +88,22 @@ def rig(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Rig]:
+    marker = request.node.get_closest_marker("authorize")
+    authorize = marker.args[0] if marker else "self"
     with running(station_config, tmp_path, evcc=False) as station:
-        r = Rig(station, iso_python, veth, tmp_path)
+        r = Rig(station, iso_python, veth, tmp_path, authorize)
         try:
             yield r
         finally:
             rep = getattr(request.node, "rep_call", None)
             codes = r.close(failed=rep is None or rep.failed)
     assert codes[-1] == 0, f"bptd-iso15118 exit code on SIGTERM: {codes[-1]}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "authorize(mode): bptd-iso15118's --authorize for this test (default self)"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

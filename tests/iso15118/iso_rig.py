@@ -54,7 +54,14 @@ class Process:
 class Rig:
     """The station, the SECC frontend and (per test) the vehicle."""
 
-    def __init__(self, station: Station, python: Path, veth: tuple[str, str], where: Path):
+    def __init__(
+        self,
+        station: Station,
+        python: Path,
+        veth: tuple[str, str],
+        where: Path,
+        authorize: str = "self",
+    ) -> None:
         self.station = station
         self.python = python
         self.secc_iface, self.ev_iface = veth
@@ -65,7 +72,7 @@ class Rig:
         self.secc = self._spawn(
             "bptd-iso15118",
             [str(python), "-m", "bptd.iso15118", "--iface", self.secc_iface,
-             "--control", station.control, "--connector", "ccs", "--authorize", "self",
+             "--control", station.control, "--connector", "ccs", "--authorize", authorize,
              "--log-format", "console", "--log-level", "info", "--timeout", "2"],
         )  # fmt: skip
 

@@ -123,6 +123,23 @@ def test_a_second_session_without_unplugging(rig: Rig) -> None:
     _stop_and_finish(rig, second)
 
 
+@pytest.mark.authorize("bptd")
+def test_the_vehicle_waits_until_bptd_authorizes_the_connector(rig: Rig) -> None:
+    rig.station.plug("ccs", "bpt", soc=0.5)
+    ev = rig.vehicle("ISO_15118_20_DC", "DC", "scheduled")
+    msg = rig.watch(
+        lambda m: m["ev"]["present"] and m["ev"]["phase"] == "authorization",
+        SESSION_S,
+        "the vehicle asking for authorization",
+    )
+    assert msg["state"] == "connected"  # the frontend does not authorize by itself
+    # OCPP (or an operator) authorizes: the vehicle's session continues
+    rig.station.call("authorize", connector="ccs")
+    _charge(rig, ev, +1)
+    assert _in_order(rig.states, ["connected", "authorized", *ENERGIZING]), rig.states
+    _stop_and_finish(rig, ev)
+
+
 def test_insulation_fault_in_the_cable_check_ends_the_session_on_both_sides(rig: Rig) -> None:
     rig.station.plug("ccs", "bpt", soc=0.5)
     rig.station.call("sim", action="fault", kind="insulation_fault", connector="ccs")
