@@ -63,6 +63,8 @@ BAD: list[tuple[Send, int, str, str]] = [
     (lambda h: h.post("/api/setpoint", {"connector": "ccs", "power_w": 1, "cmd": "stop"}),
      400, "invalid_argument", "named by the path"),
     (lambda h: h.post("/api/start", {"connector": "ccs"}), 409, "wrong_state", "idle"),
+    (lambda h: h.post("/api/stop", {"connector": "ccs", "self": 1, "user": "x"}), 400,
+     "invalid_argument", "unknown argument"),
     (lambda h: h.post("/api/frobnicate", {}), 404, "unknown_command", "frobnicate"),
     (lambda h: h.get("/api/stop"), 405, "bad_request", "allowed: POST"),
     (lambda h: h.get("/api/sessions", params={"limit": "many"}), 400, "invalid_argument",
@@ -91,6 +93,9 @@ def test_bad_requests_get_a_4xx_with_a_clear_message(station: Station, http: Htt
         assert message in text, text
     assert "http_internal_error" not in http.output()
     assert station.call("status", connector="ccs")["state"] == "idle"
+    # `id` is an argument of select_configuration (and its request id, as on the socket)
+    r = http.post("/api/select_configuration", {"id": 2})
+    assert r.status_code == 200 and r.json()["name"] == "SERIES_CCS1", r.text
 
 
 def events(http: Http, topics: str, timeout_s: float) -> Any:

@@ -95,11 +95,15 @@ class Api:
         self.connectors = {c["name"]: c for c in config.get("connectors", [])}
         status = await self.link.call("status")
         modules = sorted(int(n) for n in status.get("modules", {}))
-        self.document = openapi.document(
-            self.commands,
-            self.settings.secc,
-            {"connectors": list(self.connectors), "modules": modules},
+        configurations = sorted(
+            int(c["id"]) for c in config.get("contactor_configurations", []) if "id" in c
         )
+        station = {
+            "connectors": list(self.connectors),
+            "modules": modules,
+            "configurations": configurations,
+        }
+        self.document = openapi.document(self.commands, self.settings.secc, station)
 
     # ------------------------------------------------------------------ auth
     async def user(self, request: web.Request) -> str | None:
@@ -122,9 +126,9 @@ class Api:
         return user if known else None
 
     # ------------------------------------------------------------------ commands
-    async def call(self, cmd: str, user: str | None, **args: Any) -> Any:
+    async def call(self, cmd: str, user: str | None, args: dict[str, Any]) -> Any:
         try:
-            result = await self.link.call(cmd, **args)
+            result = await self.link.command(cmd, args)
         except ApiError as exc:
             log.info(
                 "http_command",
@@ -271,7 +275,7 @@ async def get_command(request: web.Request) -> web.Response:
     if name not in openapi.READS:
         raise web.HTTPMethodNotAllowed(request.method, ["POST"])
     args = _query_args(api, name, request)
-    return web.json_response(await api.call(name, request.get("user"), **args))
+    return web.json_response(await api.call(name, request.get("user"), args))
 
 
 async def post_command(request: web.Request) -> web.Response:
@@ -287,7 +291,7 @@ async def post_command(request: web.Request) -> web.Response:
                 "invalid_argument",
                 f"{reserved!r} is not an argument here: the command is named by the path",
             )
-    return web.json_response(await api.call(name, request.get("user"), **body))
+    return web.json_response(await api.call(name, request.get("user"), body))
 
 
 async def history(request: web.Request) -> web.Response:
@@ -395,7 +399,7 @@ async def vendor_update(request: web.Request) -> web.Response:
                 "vendor_request", secc=secc, update=leaf, user=user, ok=False, error=exc.message
             )
             raise HttpError(exc.status, "invalid_argument", exc.message) from None
-        status = await api.call("status", user, connector=connector)
+        status = await api.call("status", user, {"connector": connector})
         max_power = float(api.connectors[connector].get("max_power_w") or 0.0)
         steps = plan(
             connector, cmd, dict(api.staged.get(connector, {})), status["state"], max_power
@@ -403,7 +407,7 @@ async def vendor_update(request: web.Request) -> web.Response:
         applied = []
         try:
             for name, args in steps:
-                applied.append({"cmd": name, "result": await api.call(name, user, **args)})
+                applied.append({"cmd": name, "result": await api.call(name, user, args)})
         except HttpError as exc:
             log.info(
                 "vendor_request",

@@ -60,7 +60,19 @@ class Link:
         self._stop = threading.Event()
 
     async def call(self, cmd: str, **args: Any) -> Any:
-        return await self.client.call(cmd, **args)
+        return await self.command(cmd, args)
+
+    async def command(self, cmd: str, args: dict[str, Any]) -> Any:
+        """``cmd`` with ``args`` (any names: they are not keyword arguments here) -> result,
+        or :class:`ApiError`. An ``id`` in ``args`` is the request id, as on the socket."""
+        try:
+            reply = await self.client.request({**args, "cmd": cmd})
+        except ValueError:  # a request with this id is already waiting for its reply
+            raise ApiError("wrong_state", "a request with this id is in flight; retry") from None
+        if reply.get("ok"):
+            return reply.get("result")
+        err = reply.get("error") or {}
+        raise ApiError(str(err.get("code", "internal")), str(err.get("message", "no message")))
 
     async def wait_ready(self, stopping: asyncio.Event, period_s: float = 1.0) -> bool:
         """Ping until bptd answers (True) or ``stopping`` is set (False, at once)."""
