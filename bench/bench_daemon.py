@@ -23,17 +23,25 @@ API to energy transfer with every module allocated, then:
     station, its EVCC and the CAN notifier threads are not the loop and are not counted;
     the whole process and a per-thread breakdown are reported for information.
 
-The virtual station's thread (module physics every 5 ms, about half a core) shares the GIL
-with the loop: it is not counted in (c), but it does lengthen the tails of (a) and (b).
+Two runs: the station as on a board, with the virtual station in its own process
+(``bptd sim`` on a ``udp_multicast`` bus, as a separate CAN peer: the figures of record), and
+the virtual station in the daemon's process (``bptd run --sim``, a ``virtual`` bus; the
+``*_inprocess_*`` figures). In-process, the virtual station's thread (module physics every
+5 ms, about half a core) shares the GIL with the loop: it is not counted in (c), but it
+lengthens the tails of (a) and (b) by what the simulator costs, not the daemon.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import pathlib
+import random
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -239,26 +247,75 @@ def _window(dm: Daemon, seconds: float) -> tuple[list[float], list[float], dict[
 
 
 @contextlib.contextmanager
-def _daemon(cfg: Config) -> Iterator[tuple[Daemon, Client]]:
+def _daemon(cfg: Config, separate_sim: bool) -> Iterator[tuple[Daemon, Client, Client]]:
+    """The daemon, its client and the client of the virtual station's ``sim`` actions."""
     with tempfile.TemporaryDirectory(prefix="bptd-bench-") as d:
-        opts = DaemonOptions(
-            sim=True,
-            control=f"ipc://{d}/control.sock",
-            telemetry=f"ipc://{d}/telemetry.sock",
-            records_dir=d,
-        )
+        control = f"ipc://{d}/control.sock"
+        sim_proc: subprocess.Popen[bytes] | None = None
+        if separate_sim:
+            port = random.randint(20000, 60000)
+            config_file = pathlib.Path(d, "station.toml")
+            config_file.write_text(station_toml(len(cfg.modules)))
+            sim_control = f"ipc://{d}/sim.sock"
+            sim_proc = subprocess.Popen(
+                [sys.executable, "-m", "bptd.cli", "sim", "--config", str(config_file),
+                 "--can", f"udp_multicast:{port}", "--control", sim_control,
+                 "--daemon", control, "--log-level", "error"],
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            opts = DaemonOptions(
+                can=f"udp_multicast:{port}",
+                control=control,
+                telemetry=f"ipc://{d}/telemetry.sock",
+                records_dir=d,
+            )
+        else:
+            opts = DaemonOptions(
+                sim=True, control=control, telemetry=f"ipc://{d}/telemetry.sock", records_dir=d
+            )
         dm = Daemon(cfg, opts)
         dm.start_thread()
-        c = Client(opts.control)
+        c = Client(control)
+        sim = Client(sim_control) if sim_proc is not None else c
         try:
-            yield dm, c
+            yield dm, c, sim
         finally:
+            if sim is not c:
+                sim.close()
             c.close()
             dm.stop_thread()
+            if sim_proc is not None:
+                sim_proc.terminate()
+                sim_proc.wait(10)
 
 
-def _session(c: Client, n_modules: int) -> None:
-    c.call("sim", action="plug", connector=CONNECTOR, vehicle="bpt", **VEHICLE)
+def _bus_floor(spec: str, frames: int, repeats: int = 300) -> list[float]:
+    """ms to hand ``frames`` frames to a bus of ``spec`` by plain python-can sends: the
+    floor under the setpoint latency that the CAN interface sets, not the daemon (on
+    ``udp_multicast`` each send is an IPv6 multicast datagram; SocketCAN is cheaper). The
+    frames carry a 29-bit identifier no CANopen node listens to."""
+    import can
+
+    from bptd.canbus import parse_bus_spec
+
+    bus = parse_bus_spec(spec).open()
+    msg = can.Message(arbitration_id=0x1FFFFFFF, is_extended_id=True, data=bytes(8))
+    out = []
+    pause = threading.Event()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(frames):
+                bus.send(msg)
+            out.append((time.perf_counter() - t0) * 1000)
+            pause.wait(0.002)
+    finally:
+        bus.shutdown()
+    return out
+
+
+def _session(c: Client, sim: Client, n_modules: int) -> None:
+    sim.call("sim", action="plug", connector=CONNECTOR, vehicle="bpt", **VEHICLE)
     _wait_state(c, lambda s: s["state"] == "connected", 10.0)
     c.call("authorize", connector=CONNECTOR)
     c.call("allocate", connector=CONNECTOR, modules=list(range(1, n_modules + 1)))
@@ -320,9 +377,9 @@ def _setpoints(dm: Daemon, c: Client, tags: _Tags, rpdos: _RpdoLog) -> dict[str,
     }
 
 
-def measure(n_modules: int = N_MODULES) -> dict[str, Any]:
+def measure(n_modules: int = N_MODULES, separate_sim: bool = True) -> dict[str, Any]:
     cfg = station_config(n_modules)
-    with _daemon(cfg) as (dm, c):
+    with _daemon(cfg, separate_sim) as (dm, c, sim):
         if not dm.ready.wait(30.0):
             raise RuntimeError("the daemon did not get ready")
         assert dm.loop is not None
@@ -331,10 +388,11 @@ def measure(n_modules: int = N_MODULES) -> dict[str, Any]:
             raise RuntimeError(f"{up}/{total} nodes operational")
         tags = _Tags(dm)
         idle = _window(dm, IDLE_S)
-        _session(c, n_modules)
+        _session(c, sim, n_modules)
         dcdc_ids = [m.dcdc_node_id for m in cfg.modules]
         rpdos = _RpdoLog(dm, dcdc_ids)
         pings = _pings(c)
+        floor = _bus_floor(str(dm.bus_spec), n_modules) if separate_sim else None
         sp = _setpoints(dm, c, tags, rpdos)
         c.call("setpoint", connector=CONNECTOR, power_w=STEADY_W)
         time.sleep(0.5)  # ramped (480 kW/s)
@@ -349,10 +407,21 @@ def measure(n_modules: int = N_MODULES) -> dict[str, Any]:
         "setpoints": sp,
         "steady_power_w": status.get("power_w"),
         "modules": n_modules,
+        "bus_floor_ms": floor,
     }
 
 
-def report(m: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
+def report(m: dict[str, Any], inprocess: bool = False) -> tuple[list[Row], dict[str, float]]:
+    """Rows and figures of one run; the in-process run's rows say so and its figures are
+    named ``<figure>_inprocess`` (the figures of record are the separate-process run's)."""
+    rows, figures = _report(m)
+    if not inprocess:
+        return rows, figures
+    rows = [dataclasses.replace(r, name=r.name + " [sim in-process]") for r in rows]
+    return rows, {f"{k}_inprocess": v for k, v in figures.items()}
+
+
+def _report(m: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
     sp = m["setpoints"]
     lat, pings = sp["latency_ms"], m["pings_ms"]
     jitter, late, cpu = m["steady"]
@@ -394,6 +463,17 @@ def report(m: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
             "baseline idle loop",
         ),
     ]
+    if m["bus_floor_ms"]:
+        floor = m["bus_floor_ms"]
+        rows.insert(1, Row(
+            f"CAN interface: {N_MODULES} frames handed to the bus",
+            "ms",
+            median(floor),
+            percentile(floor, 99),
+            None,
+            "plain python-can sends on the same bus: the part of the latency that is the "
+            "interface's",
+        ))  # fmt: skip
     figures = {
         "setpoint_latency_p50_ms": median(lat),
         "setpoint_latency_p99_ms": percentile(lat, 99),
@@ -411,6 +491,8 @@ def report(m: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
         "process_cpu_percent": cpu["process_percent"],
         "sim_thread_cpu_percent": cpu["threads_percent"].get("bptd-sim", 0.0),
     }
+    if m["bus_floor_ms"]:
+        figures["setpoint_latency_bus_floor_p50_ms"] = median(m["bus_floor_ms"])
     if sp["other_ms"]:
         figures["hlc_update_latency_p50_ms"] = median(sp["other_ms"])
     return rows, figures
@@ -418,7 +500,9 @@ def report(m: dict[str, Any]) -> tuple[list[Row], dict[str, float]]:
 
 def run() -> tuple[list[Row], dict[str, float]]:
     _quiet()
-    return report(measure())
+    rows, figures = report(measure(separate_sim=True))
+    rows_in, figures_in = report(measure(separate_sim=False), inprocess=True)
+    return rows + rows_in, {**figures, **figures_in}
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import math
 import os
+import sys
 import threading
 import time
 import uuid
@@ -39,6 +40,10 @@ from bptd.service import SystemdNotifier, Watchdog
 from bptd.session import SessionConfig
 
 log = structlog.get_logger("bptd.daemon")
+
+#: the longest the loop thread waits for the GIL when it wakes while the CAN notifier or
+#: the telemetry thread runs (Python's default is 5 ms, half a control period)
+GIL_SWITCH_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class Daemon:
         from bptd.limits import warm_up
 
         warm_up()
+        sys.setswitchinterval(GIL_SWITCH_S)
         try:
             self.journal = SessionJournal(self.records_dir, cfg.records.fsync_interval_s)
         except OSError as exc:
@@ -195,7 +201,9 @@ class Daemon:
         self.start_evcc()
         try:
             while not stop.is_set():
-                wait = next_t - time.monotonic()
+                retry = loop.retry_at  # a command's RPDOs held back: a light tick then
+                wake = next_t if retry is None else min(next_t, retry)
+                wait = wake - time.monotonic()
                 if wait > 0:
                     if poller.poll(math.ceil(wait * 1000)):
                         server.serve_pending()
@@ -203,6 +211,8 @@ class Daemon:
                             self._safe_tick(time.monotonic(), light=True)
                         continue
                     if next_t - time.monotonic() > 0:
+                        if retry is not None:
+                            self._safe_tick(time.monotonic(), light=True)
                         continue
                 now = time.monotonic()
                 self.lateness_s.append(now - next_t)

@@ -92,6 +92,8 @@ class Fieldbus(NodeLifecycle):
         self._bus_down_since: float | None = None
         self._reopen_attempts = 0
         self._send_failures = 0
+        #: changed RPDOs the last :meth:`flush` held back by their inhibit time
+        self.rpdos_held = 0
         self._closing = threading.Event()
         self._started = self._closed = False
 
@@ -263,19 +265,23 @@ class Fieldbus(NodeLifecycle):
         ``rpdo_refresh_ms``, to OPERATIONAL nodes only. Returns the frames sent.
 
         ``inhibit_s`` overrides the inhibit time for this call: the control loop passes a
-        shorter one right after a command, so a new setpoint leaves at once."""
+        shorter one right after a command, so a new setpoint leaves at once. Afterwards
+        :attr:`rpdos_held` counts the changed RPDOs the inhibit time still holds back."""
         link = self._link
+        self.rpdos_held = 0
         if link is None:
             return 0
         inhibit = self._inhibit_s if inhibit_s is None else inhibit_s
         refresh = self._refresh_s
-        sent = 0
+        sent = held = 0
         for key, node in self._nodes.items():
             if node.state is not NodeState.OPERATIONAL:
                 continue
             for r in self._pdos[key].rpdos:  # NodePdos.due, inlined (35 nodes every tick)
                 since = now - r.last_sent
                 if not ((r.dirty and since >= inhibit) or since >= refresh):
+                    held += r.dirty
+                    self.rpdos_held = held
                     continue
                 try:
                     link.send(r.cob_id, r.frame())
