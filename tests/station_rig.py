@@ -76,6 +76,16 @@ class Station:
             if predicate(msg[1]):
                 return msg[1]
 
+    def until(self, check: Callable[[], bool], timeout_s: float = 5.0, what: str = "") -> None:
+        """Ask ``check`` after each telemetry message until it holds (for what telemetry
+        does not carry, e.g. the virtual station's own view through ``sim status``)."""
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"not {what or 'the condition'} in {timeout_s} s")
+            self.telemetry.recv(remaining)
+
     def wait_state(self, connector: str, state: str, timeout_s: float = 15.0) -> dict[str, Any]:
         return self.wait(
             f"connector.{connector}", lambda p: p["state"] == state, timeout_s, f"state {state}"

@@ -138,7 +138,11 @@ def test_module_heartbeat_loss_makes_the_connector_safe(station: Station) -> Non
         "connector.ccs", lambda p: p["state"] == "fault" and abs(p["current_a"] or 0) < 1.0, 5.0
     )
     assert msg["fault"] == "module_lost"
-    assert not sim_status(station)["connectors"]["ccs"]["outputs_closed"]
+    station.until(
+        lambda: not sim_status(station)["connectors"]["ccs"]["outputs_closed"],
+        5.0,
+        "the output contactors open",
+    )
     # once the module is back the fault can be reset
     station.call("sim", action="clear_fault", kind="module_heartbeat_loss", module=2)
     station.wait("module.2", lambda p: p["online"], 15.0, "module 2 back")
