@@ -293,3 +293,16 @@ def test_a_silent_hlc_frontend_ends_the_transfer(station: Station) -> None:
     assert "contactors open" in stop["text"]
     msg = station.wait("connector.ccs", lambda p: p["state"] == "finished", 15.0)
     assert abs(msg["current_a"]) < 1.0 and msg["ev"]["present"] is False
+
+
+def test_an_ev_limit_of_zero_amperes_is_a_limit_not_none(station: Station) -> None:
+    """A vehicle that announces 0 A of charge current gets 0 A: the station's limits say
+    so and name the vehicle as the binding constraint (its discharge limit still holds)."""
+    station.start_session("ccs", [1, 2], max_charge_current_a=0.0, max_discharge_current_a=40.0)
+    msg = station.wait("connector.ccs", lambda p: p["ev"]["present"], 5.0, "the vehicle's data")
+    lim = msg["limits"]
+    assert lim["charge_current_a"] == 0.0 and lim["binding_charge"].startswith("ev")
+    assert 0.0 < abs(lim["discharge_current_a"]) <= 40.0
+    station.call("setpoint", connector="ccs", power_w=5000)
+    reply = station.call("status", connector="ccs")
+    assert reply["limits"]["charge_power_w"] == 0.0

@@ -317,7 +317,7 @@ class ControlLoop:
             if self.hlc.fresh(name, now) and ev.present:
                 self.engine.set_ev_limits(
                     cr.index,
-                    charge_current_a=ev.max_charge_current_a or INF,
+                    charge_current_a=ev.max_charge_current_a,  # 0 A is a limit: none
                     discharge_current_a=-(ev.max_discharge_current_a if ev.bpt else 0.0),
                     charge_power_w=ev.max_charge_power_w,
                     discharge_power_w=-(ev.max_discharge_power_w if ev.bpt else 0.0),
