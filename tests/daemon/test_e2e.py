@@ -43,6 +43,11 @@ def test_power_follows_the_setpoint_in_both_directions_and_the_records_match(
     snap = sim_status(station)["connectors"]["ccs"]
     assert not snap["outputs_closed"]
     records = station.call("sessions")["sessions"]
+    assert station.call("sessions", connector="ccs")["sessions"] == records
+    assert station.call("sessions", connector="chademo")["sessions"] == []
+    with pytest.raises(ApiError) as exc:
+        station.call("sessions", connector="cs")
+    assert exc.value.code == "invalid_argument"
     assert len(records) == 1
     rec = records[0]
     assert rec["reason"] == "stop requested" and rec["stopped"] is not None

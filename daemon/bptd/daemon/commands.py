@@ -453,7 +453,14 @@ class Commands:
         j = self.loop.journal
         records = [] if j is None else j.sessions()
         if "connector" in args:
-            records = [r for r in records if r.connector == args["connector"]]
+            name = args["connector"]
+            known = sorted(set(self.loop.connectors) | {r.connector for r in records})
+            if name not in known:  # a renamed connector's records are still found
+                raise ApiError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"no connector {name[:60]!r} in the config or the records; known: {known}",
+                )
+            records = [r for r in records if r.connector == name]
         limit = args.get("limit", 100)
         open_ids = {cr.record_id: cr for cr in self.loop.connectors.values() if cr.record_id}
         out = []
