@@ -34,9 +34,22 @@ from bptd.api.protocol import ApiError, ErrorCode
 from bptd.api.security import apply_client_keys, ephemeral_keypair
 from bptd.api.telemetry import Subscriber
 
-__all__ = ["ApiError", "AsyncClient", "Client", "ErrorCode", "Subscriber"]
+__all__ = ["ApiError", "AsyncClient", "Client", "ErrorCode", "Subscriber", "telemetry_endpoint"]
 
 log = structlog.get_logger(__name__)
+
+
+def telemetry_endpoint(control: str) -> str:
+    """The telemetry socket next to a command socket (``.../control.sock`` ->
+    ``.../telemetry.sock``); for tcp the next port."""
+    if control.startswith("ipc://") and control.endswith("control.sock"):
+        return control[: -len("control.sock")] + "telemetry.sock"
+    if control.startswith("tcp://"):
+        host, _, port = control.rpartition(":")
+        if port.isdigit():
+            return f"{host}:{int(port) + 1}"
+    raise ValueError(f"cannot derive a telemetry endpoint from {control!r}: give --telemetry")
+
 
 DEFAULT_TIMEOUT_S = 5.0
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bptd.api.client import telemetry_endpoint
 from bptd.http.passwords import HashError, check_hash
 
 DEFAULT_CONTROL = "ipc:///run/bptd/control.sock"
@@ -62,18 +63,6 @@ class Settings:
     history_s: float = 600.0
     users: dict[str, str] = field(default_factory=dict)
     secc: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SECC))
-
-
-def telemetry_endpoint(control: str) -> str:
-    """The telemetry socket next to a command socket (``control.sock`` -> ``telemetry.sock``;
-    for tcp the next port)."""
-    if control.startswith("ipc://") and control.endswith("control.sock"):
-        return control[: -len("control.sock")] + "telemetry.sock"
-    if control.startswith("tcp://"):
-        host, _, port = control.rpartition(":")
-        if port.isdigit():
-            return f"{host}:{int(port) + 1}"
-    raise SettingsError(f"cannot derive a telemetry endpoint from {control!r}: give --telemetry")
 
 
 def check_bind(bind: Any) -> str | None:
@@ -130,7 +119,7 @@ def load(path: str | None, overrides: dict[str, Any]) -> Settings:
     if not telemetry and isinstance(out["control"], str):
         try:
             telemetry = telemetry_endpoint(out["control"])
-        except SettingsError as exc:
+        except ValueError as exc:
             errors.append(str(exc))
     out["telemetry"] = telemetry
     read_auth = raw.get("read_auth", False)

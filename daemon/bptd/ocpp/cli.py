@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from urllib.parse import urlparse
 
 from bptd import __version__, logs
+from bptd.api.client import telemetry_endpoint
 from bptd.ocpp.app import VERSIONS, Frontend, Options
-from bptd.ocpp.daemon import telemetry_endpoint
 from bptd.ocpp.devmodel import DeviceModel
 from bptd.ocpp.store import StateLocked
 

@@ -17,18 +17,6 @@ log = structlog.get_logger(__name__)
 TOPICS = ("connector", "event")
 
 
-def telemetry_endpoint(control: str) -> str:
-    """The telemetry socket next to a command socket (``.../control.sock`` ->
-    ``.../telemetry.sock``); for tcp the next port."""
-    if control.startswith("ipc://") and control.endswith("control.sock"):
-        return control[: -len("control.sock")] + "telemetry.sock"
-    if control.startswith("tcp://"):
-        host, _, port = control.rpartition(":")
-        if port.isdigit():
-            return f"{host}:{int(port) + 1}"
-    raise ValueError(f"cannot derive a telemetry endpoint from {control!r}: give --telemetry")
-
-
 class DaemonLink:
     def __init__(
         self,
