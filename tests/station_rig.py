@@ -8,6 +8,8 @@ change to how a daemon is started or waited for is made once.
 from __future__ import annotations
 
 import dataclasses
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +30,22 @@ BOOT_TIMEOUT_S = 30.0
 PATIENT_CONSUMER_FACTOR = 10.0
 
 TOPICS = ("connector.", "module.", "event", "station")
+
+
+def stop_frontend(
+    proc: subprocess.Popen[bytes] | None, name: str, output: Callable[[], str]
+) -> int | None:
+    """SIGTERM a frontend process, as systemd stops it: its exit code, or an AssertionError
+    with the end of its ``output()`` when it does not end within seconds (then killed)."""
+    if proc is None or proc.poll() is not None:
+        return None if proc is None else proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        raise AssertionError(f"{name} did not stop on SIGTERM:\n" + output()[-5000:]) from None
 
 
 def patient(config: Config) -> Config:

@@ -3,7 +3,6 @@ reached over real HTTP on 127.0.0.1 (a free port per test)."""
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from typing import Any
 import requests
 
 from bptd.http.passwords import make
-from station_rig import Station
+from station_rig import Station, stop_frontend
 
 USER = "lab"
 PASSWORD = "correct horse battery"
@@ -99,15 +98,7 @@ class Http:
 
     def stop(self) -> int | None:
         """SIGTERM, as systemd stops it."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            raise AssertionError("bptd-http did not stop on SIGTERM:\n" + self.output()) from None
+        return stop_frontend(self.proc, "bptd-http", self.output)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-20000:] if self.log.exists() else ""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ocpp_csms import Csms
 
-from station_rig import Station
+from station_rig import Station, stop_frontend
 
 
 class Frontend:
@@ -48,17 +48,7 @@ class Frontend:
 
     def stop(self) -> int | None:
         """SIGTERM, as systemd stops it: it must end within seconds."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            raise AssertionError(
-                "bptd-ocpp did not stop on SIGTERM:\n" + self.output()[-5000:]
-            ) from None
+        return stop_frontend(self.proc, "bptd-ocpp", self.output)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
